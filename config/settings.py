@@ -1,0 +1,167 @@
+"""Settings: every value comes from the environment, with a local default.
+
+One module for every environment (12-factor): production differs only by environment
+variables, listed with their defaults in README.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from celery.schedules import schedule
+
+from config.local_keys import ensure_local_env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+if DEBUG:
+    # Random dev keys on first run; never committed (var/ is git-ignored).
+    LOCAL_ENV_FILE = VAR_DIR / "local.env"
+    ensure_local_env(LOCAL_ENV_FILE)
+    environ.Env.read_env(LOCAL_ENV_FILE, overwrite=False)
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Applications -----------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "connections",
+    "oauthflow",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Auth, sessions, security -----------------------------------------------------------
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "connections:portal"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
+
+# Secrets at rest (django-fernet-encrypted-fields): the first key encrypts, every key
+# decrypts, so a new key goes first and old ones stay until rows are re-encrypted.
+SALT_KEY = env.list("FIELD_ENCRYPTION_KEYS")
+
+# --- Internationalisation and static files ----------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+
+# --- OAuth flow -------------------------------------------------------------------------
+# The public URL the third-party apps send users back to; register it at each app.
+OAUTH_CALLBACK_PATH = env.str("OAUTH_CALLBACK_PATH", default="oauth2/callback").strip("/")
+OAUTH_PUBLIC_CALLBACK_URL = env.str(
+    "OAUTH_PUBLIC_CALLBACK_URL", default=f"http://localhost:8000/{OAUTH_CALLBACK_PATH}"
+)
+OAUTH_STATE_MAX_AGE = env.int("OAUTH_STATE_MAX_AGE", default=600)  # seconds
+# http:// authorize and token URLs are accepted only for loopback hosts, and only when on.
+OAUTH_ALLOW_HTTP_LOOPBACK = env.bool("OAUTH_ALLOW_HTTP_LOOPBACK", default=DEBUG)
+OAUTH_HTTP_TIMEOUT = env.float("OAUTH_HTTP_TIMEOUT", default=10.0)  # seconds per attempt
+OAUTH_EXPIRY_MARGIN = env.int("OAUTH_EXPIRY_MARGIN", default=30)  # seconds
+# Renew this long before expiry: a share of the token's lifetime, clamped (seconds).
+RENEWAL_LEAD_FRACTION = env.float("RENEWAL_LEAD_FRACTION", default=0.1)
+RENEWAL_LEAD_MIN = env.int("RENEWAL_LEAD_MIN", default=60)
+RENEWAL_LEAD_MAX = env.int("RENEWAL_LEAD_MAX", default=900)
+RENEWAL_JITTER = env.int("RENEWAL_JITTER", default=15)  # seconds, added at random
+RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=120)
+RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # seconds
+RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
+RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
+RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
+RENEWAL_FAILING_AFTER = env.int("RENEWAL_FAILING_AFTER", default=3)  # failures in a row
+
+# --- Celery -----------------------------------------------------------------------------
+# No broker: tasks run eagerly in-process (one machine, nothing to set up). Production
+# sets a Redis URL; `manage.py demo` uses kombu's file-system transport under var/.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=120)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=100)
+CELERY_TASK_DEFAULT_QUEUE = "refresh"
+CELERY_TASK_ROUTES = {
+    "oauthflow.exchange_code": {"queue": "exchange"},
+    "oauthflow.renew_config_variable": {"queue": "refresh"},
+    "oauthflow.sweep_renewals": {"queue": "refresh"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-renewals": {
+        "task": "oauthflow.sweep_renewals",
+        "schedule": schedule(RENEWAL_SWEEP_INTERVAL),
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = Path(env.str("CELERY_FILESYSTEM_DIR", default=str(VAR_DIR / "broker")))
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+
+# --- Logging ----------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

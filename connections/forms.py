@@ -1,0 +1,56 @@
+"""Admin forms: the client secret is write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from connections.models import App
+
+
+class AppForm(forms.ModelForm):
+    """Never renders the stored secret; a blank secret field keeps the current one."""
+
+    client_secret = forms.CharField(
+        required=False,
+        strip=False,  # whitespace is reported, not silently changed
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the current secret.",
+    )
+    client_id = forms.CharField(max_length=500, strip=False)
+
+    class Meta:
+        model = App
+        fields = (
+            "name",
+            "slug",
+            "grant_type",
+            "authorize_url",
+            "token_url",
+            "client_id",
+            "client_secret",
+            "default_scopes",
+            "scope_separator",
+            "offline_strategy",
+            "prompt_consent",
+            "use_pkce",
+            "pinned_flavor",
+            "extra_authorize_params",
+            "extra_token_params",
+            "extra_token_headers",
+        )
+
+    def clean_client_secret(self) -> str:
+        secret = self.cleaned_data.get("client_secret", "")
+        if not secret and self.instance.pk:
+            return self.instance.client_secret or ""
+        return secret
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in ("client_id", "client_secret"):
+            value = cleaned.get(name) or ""
+            if value and not value.strip():
+                self.add_error(name, "This is only whitespace.")
+        return cleaned

@@ -1,0 +1,292 @@
+"""Apps, Connections, Customers and ConfigVariables (see DESIGN.md's vocabulary).
+
+Secrets (the client secret, tokens, an in-flight authorization code and PKCE verifier)
+are encrypted at rest by django-fernet-encrypted-fields with ``FIELD_ENCRYPTION_KEYS``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from encrypted_fields.fields import EncryptedTextField
+
+
+class GrantType(models.TextChoices):
+    """OAuth 2.0 grants the portal drives (RFC 6749 §4.1 and §4.4)."""
+
+    AUTHORIZATION_CODE = "authorization_code", "Authorization code"
+    CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
+
+
+class OfflineStrategy(models.TextChoices):
+    """How an App is asked for a refresh token (long-lived, offline access)."""
+
+    OFFLINE_ACCESS_SCOPE = "offline_access", "offline_access scope"
+    ACCESS_TYPE_OFFLINE = "access_type=offline", "access_type=offline parameter"
+    DURATION_PERMANENT = "duration=permanent", "duration=permanent parameter"
+    TOKEN_ACCESS_TYPE_OFFLINE = "token_access_type=offline", "token_access_type=offline"
+    NONE = "none", "None: the app always issues refresh tokens, or never"
+
+
+OFFLINE_SCOPE = "offline_access"
+
+
+def _validate_endpoint_url(value: str) -> None:
+    """https only; http for loopback hosts when OAUTH_ALLOW_HTTP_LOOPBACK is on."""
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and settings.OAUTH_ALLOW_HTTP_LOOPBACK:
+        host = parts.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback:
+            return
+        raise ValidationError(f"http:// is allowed for loopback hosts only, not {host!r}.")
+    raise ValidationError("Use an https:// URL (http:// only for local development).")
+
+
+class Customer(models.Model):
+    """A tenant. Its users see and act on its own ConfigVariables only."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerUser(models.Model):
+    """Links a Django user to the one Customer they belong to."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_membership"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="members")
+
+    class Meta:
+        verbose_name = "customer user"
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.customer}"
+
+
+class App(models.Model):
+    """A third-party OAuth 2.0 application registered by an admin.
+
+    ``client_id`` and ``client_secret`` are the credentials the app issued (RFC 6749 §2.3);
+    ``authorize_url`` is its authorization endpoint (§3.1) and ``token_url`` its token
+    endpoint (§3.2). ``preferred_flavor`` remembers the token-request flavor (the guide's
+    numbers 1-6) that last worked; ``pinned_flavor``, when set, is the only one tried.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    grant_type = models.CharField(
+        max_length=32, choices=GrantType.choices, default=GrantType.AUTHORIZATION_CODE
+    )
+    authorize_url = models.URLField(
+        max_length=2000, blank=True, validators=[_validate_endpoint_url]
+    )
+    token_url = models.URLField(max_length=2000, validators=[_validate_endpoint_url])
+    client_id = models.CharField(max_length=500)
+    client_secret = EncryptedTextField(blank=True)
+    default_scopes = models.CharField(
+        max_length=2000, blank=True, help_text="Space-separated, e.g. 'read write offline_access'."
+    )
+    scope_separator = models.CharField(
+        max_length=4, default=" ", blank=True, help_text="Sent between scopes; RFC 6749 §3.3."
+    )
+    offline_strategy = models.CharField(
+        max_length=32, choices=OfflineStrategy.choices, default=OfflineStrategy.OFFLINE_ACCESS_SCOPE
+    )
+    use_pkce = models.BooleanField("PKCE (S256)", default=True, help_text="RFC 7636.")
+    prompt_consent = models.BooleanField(
+        default=False,
+        help_text="Send prompt=consent (OpenID Connect servers grant offline_access only so).",
+    )
+    extra_authorize_params = models.JSONField(default=dict, blank=True)
+    extra_token_params = models.JSONField(default=dict, blank=True)
+    extra_token_headers = models.JSONField(default=dict, blank=True)
+    preferred_flavor = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    pinned_flavor = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        choices=[(n, f"Flavor {n}") for n in range(1, 7)],
+        help_text="Try only this flavor (the guide's numbering). Blank: try all six.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.grant_type == GrantType.AUTHORIZATION_CODE and not self.authorize_url:
+            raise ValidationError({"authorize_url": "Authorization-code apps need one."})
+
+    @property
+    def credential_whitespace_warnings(self) -> list[str]:
+        """Warnings for leading or trailing whitespace in the client ID or secret."""
+        warnings = []
+        for label, value in (("client ID", self.client_id), ("client secret", self.client_secret)):
+            if value and value != value.strip():
+                warnings.append(
+                    f"The {label} has leading or trailing whitespace; apps reject it as "
+                    "invalid_client. Remove it unless the app really issued it so."
+                )
+        return warnings
+
+    def scopes_lack_offline_access(self, scopes: str) -> bool:
+        """True when this App asks for offline access by scope and ``scopes`` lacks it."""
+        return (
+            self.grant_type == GrantType.AUTHORIZATION_CODE
+            and self.offline_strategy == OfflineStrategy.OFFLINE_ACCESS_SCOPE
+            and OFFLINE_SCOPE not in scopes.split()
+        )
+
+
+class Connection(models.Model):
+    """A connection customers can make to an App: its name, scopes and grant type."""
+
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="connections")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    scopes = models.CharField(
+        max_length=2000, blank=True, help_text="Space-separated; blank uses the App's default."
+    )
+    grant_type = models.CharField(
+        max_length=32, choices=GrantType.choices, default=GrantType.AUTHORIZATION_CODE
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def effective_scopes(self) -> list[str]:
+        """The scopes requested, as a list (Connection's, else the App's default)."""
+        return (self.scopes or self.app.default_scopes).split()
+
+
+class Status(models.TextChoices):
+    """Life cycle of a ConfigVariable (DESIGN.md, "Status of a ConfigVariable")."""
+
+    PENDING = "pending", "Not connected"
+    AUTHORIZING = "authorizing", "Authorizing"
+    EXCHANGING = "exchanging", "Connecting"
+    CONNECTED = "connected", "Connected"
+    FAILING = "failing", "Failing (retrying)"
+    REAUTHORIZATION_REQUIRED = "reauthorization_required", "Reauthorization required"
+    ERROR = "error", "Error"
+    DISCONNECTED = "disconnected", "Disconnected"
+
+
+RENEWABLE_STATUSES = (Status.CONNECTED, Status.FAILING)
+
+
+class ConfigVariable(models.Model):
+    """One customer's instance of a Connection: its tokens and its status.
+
+    Its UUID is what the signed OAuth ``state`` carries. Times are UTC. ``expires_at`` is
+    when the access token stops working, less a safety margin; ``refresh_at`` is when
+    the renewal sweep picks the row up (null: nothing to renew).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="config_variables"
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="config_variables"
+    )
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
+    access_token = EncryptedTextField(blank=True, null=True)
+    refresh_token = EncryptedTextField(blank=True, null=True)
+    token_type = models.CharField(max_length=40, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_at = models.DateTimeField(null=True, blank=True)
+    scopes_granted = models.CharField(max_length=2000, blank=True)
+    token_extra = models.JSONField(
+        default=dict, blank=True, help_text="Extra fields of the token response, no tokens."
+    )
+    warnings = models.JSONField(default=list, blank=True)
+    last_error = models.TextField(blank=True)
+    # In-flight authorization: encrypted, cleared once the exchange ends.
+    pending_code = EncryptedTextField(blank=True, null=True)
+    code_verifier = EncryptedTextField(blank=True, null=True)
+    # Renewal claim: the worker holding lease_token may spend the refresh token until
+    # lease_expires_at; an expired lease can be taken over after a crash.
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    failure_count = models.PositiveIntegerField(default=0)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "config variable"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "connection"], name="one_config_variable_per_customer"
+            )
+        ]
+        indexes = [
+            # The renewal sweep reads due rows only: its cost follows due rows, not all.
+            models.Index(
+                fields=["refresh_at"],
+                name="config_variable_due",
+                condition=Q(status__in=["connected", "failing"], refresh_at__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} / {self.connection}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def expires_in(self) -> float | None:
+        """Seconds until the access token expires (negative once expired), or None."""
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - timezone.now()).total_seconds()
+
+
+class StatusTransition(models.Model):
+    """One recorded change of a ConfigVariable's status, with its reason."""
+
+    config_variable = models.ForeignKey(
+        ConfigVariable, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_status = models.CharField(max_length=32, choices=Status.choices)
+    to_status = models.CharField(max_length=32, choices=Status.choices)
+    reason = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} → {self.to_status}"

@@ -1,0 +1,94 @@
+"""HTTP to token endpoints: the only module that imports ``requests``.
+
+One pooled session per process with a product User-Agent; every call has a timeout.
+Transport failures become ``TransportError`` (a ``ProviderUnavailable``) naming what
+failed: timeout, TLS, DNS or connection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cache
+
+import requests
+from django.conf import settings
+
+from oauthflow.exceptions import ProviderUnavailable
+
+USER_AGENT = "connection-portal/0.1 (+OAuth 2.0 connection portal)"
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """A token endpoint's answer: status, headers (lower-case names), raw body, ms taken."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    duration_ms: int
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+class TransportError(ProviderUnavailable):
+    """No HTTP reply: ``kind`` is ``timeout``, ``tls``, ``dns`` or ``connection``."""
+
+    def __init__(self, message: str, *, url: str, kind: str, duration_ms: int) -> None:
+        self.kind = kind
+        self.duration_ms = duration_ms
+        super().__init__(message, url=url)
+
+
+@cache
+def token_session() -> requests.Session:
+    """The process's pooled session (thread-safe for our use: no shared cookies kept)."""
+    session = requests.Session()
+    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    return session
+
+
+def _transport_kind(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls"
+    text = str(exc)
+    if (
+        "Name or service not known" in text
+        or "NameResolutionError" in text
+        or ("getaddrinfo" in text)
+    ):
+        return "dns"
+    return "connection"
+
+
+def post(
+    url: str, *, headers: dict[str, str], body: bytes, timeout: float | None = None
+) -> HttpReply:
+    """POST ``body`` to ``url``; never follows redirects (a token endpoint must answer).
+
+    Raises ``TransportError`` when no reply arrives within ``timeout`` seconds
+    (default ``OAUTH_HTTP_TIMEOUT``).
+    """
+    timeout = settings.OAUTH_HTTP_TIMEOUT if timeout is None else timeout
+    started = time.monotonic()
+    try:
+        response = token_session().post(
+            url, headers=headers, data=body, timeout=timeout, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        elapsed = int((time.monotonic() - started) * 1000)
+        kind = _transport_kind(exc)
+        raise TransportError(
+            f"{kind} error reaching {url}", url=url, kind=kind, duration_ms=elapsed
+        ) from exc
+    elapsed = int((time.monotonic() - started) * 1000)
+    return HttpReply(
+        status=response.status_code,
+        headers={name.lower(): value for name, value in response.headers.items()},
+        body=response.content,
+        duration_ms=elapsed,
+    )

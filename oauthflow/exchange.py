@@ -1,0 +1,167 @@
+"""The authorization-code flow (RFC 6749 §4.1) and client-credentials fetches (§4.4).
+
+``authorization_start`` runs when a customer presses Connect; ``callback_accept`` when the
+app sends the browser back; ``config_variable_exchange_code`` in a worker, trading the
+code for tokens through the flavor chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+
+from django.contrib.sessions.backends.base import SessionBase
+
+from connections.models import ConfigVariable, GrantType, Status
+from connections.services import config_variable_store_tokens, config_variable_transition
+from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier, scope_string
+from oauthflow.chain import run_token_chain
+from oauthflow.exceptions import AuthorizationDenied, FlowError, ProviderError, ProviderUnavailable
+from oauthflow.lease import lease_claim, lease_release
+from oauthflow.models import TokenRequestKind
+from oauthflow.state import state_consume, state_issue
+
+logger = logging.getLogger(__name__)
+
+MAX_CODE_LENGTH = 4096
+
+
+def authorization_start(*, session: SessionBase, config_variable: ConfigVariable) -> str:
+    """Prepare the authorization request and return the app's authorize URL.
+
+    A fresh PKCE verifier (RFC 7636) is stored encrypted on the ConfigVariable for the
+    flow's lifetime. A connected ConfigVariable keeps its status (and keeps renewing)
+    until the new tokens arrive.
+    """
+    connection = config_variable.connection
+    app = connection.app
+    verifier = pkce_verifier() if app.use_pkce else None
+    state = state_issue(session=session, config_variable_id=config_variable.pk)
+    if config_variable.status in (Status.CONNECTED, Status.FAILING):
+        config_variable.code_verifier = verifier
+        config_variable.save(update_fields=["code_verifier", "updated_at"])
+    else:
+        config_variable_transition(
+            config_variable=config_variable,
+            to_status=Status.AUTHORIZING,
+            reason="The customer pressed Connect and was sent to the app to consent.",
+            code_verifier=verifier,
+            pending_code=None,
+        )
+    return authorize_url_build(
+        app=app, scopes=connection.effective_scopes, state=state, code_verifier=verifier
+    )
+
+
+def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> ConfigVariable:
+    """Check the callback's ``state`` and keep its ``code`` (encrypted) for the exchange.
+
+    Raises ``InvalidState`` (nothing changes), ``AuthorizationDenied`` when the app sent
+    ``error=`` (RFC 6749 §4.1.2.1; the ConfigVariable moves to ``error``), or
+    ``FlowError`` when the code is missing or malformed.
+    """
+    config_variable_id = state_consume(session=session, state=params.get("state", ""))
+    config_variable = (
+        ConfigVariable.objects.select_related("connection__app", "customer")
+        .filter(pk=config_variable_id)
+        .first()
+    )
+    if config_variable is None:
+        raise FlowError("This connection no longer exists.")
+    error = params.get("error", "")
+    if error:
+        description = params.get("error_description", "")[:500]
+        config_variable_transition(
+            config_variable=config_variable,
+            to_status=Status.ERROR,
+            reason=f"The app answered error={error[:100]} on the callback. {description}".strip(),
+            last_error=f"{error[:100]}: {description}" if description else error[:100],
+            code_verifier=None,
+        )
+        raise AuthorizationDenied(error[:100], description)
+    code = params.get("code", "")
+    if not code or len(code) > MAX_CODE_LENGTH:
+        raise FlowError("The app sent no usable authorization code back.")
+    return config_variable_transition(
+        config_variable=config_variable,
+        to_status=Status.EXCHANGING,
+        reason="The customer consented; exchanging the code for tokens.",
+        pending_code=code,
+    )
+
+
+def _fail(config_variable: ConfigVariable, exc: ProviderError, what: str) -> ConfigVariable:
+    return config_variable_transition(
+        config_variable=config_variable,
+        to_status=Status.ERROR,
+        reason=f"{what} failed: {exc}",
+        last_error=str(exc),
+        pending_code=None,
+        code_verifier=None,
+    )
+
+
+def config_variable_exchange_code(
+    *, config_variable_id: uuid.UUID | str, final_attempt: bool = True
+) -> ConfigVariable | None:
+    """Trade the stored code for tokens (RFC 6749 §4.1.3) and mark ``connected``.
+
+    Returns None when another worker holds the ConfigVariable or there is no code to
+    exchange (a duplicate task). Raises ``ProviderUnavailable`` on transient failure
+    unless ``final_attempt``, so the caller may retry while the code is still fresh.
+    """
+    lease = lease_claim(config_variable_id=config_variable_id)
+    if lease is None:
+        return None
+    try:
+        config_variable = ConfigVariable.objects.select_related("connection__app").get(
+            pk=config_variable_id
+        )
+        if config_variable.status != Status.EXCHANGING or not config_variable.pending_code:
+            return None
+        app = config_variable.connection.app
+        fields = {
+            "grant_type": "authorization_code",
+            "scope": scope_string(app, config_variable.connection.effective_scopes),
+            "redirect_uri": callback_url(),
+            "code": config_variable.pending_code,
+            "code_verifier": config_variable.code_verifier or "",
+            **{str(k): str(v) for k, v in (app.extra_token_params or {}).items()},
+        }
+        try:
+            result = run_token_chain(
+                app=app,
+                fields=fields,
+                kind=TokenRequestKind.EXCHANGE,
+                config_variable=config_variable,
+            )
+        except ProviderUnavailable as exc:
+            if not final_attempt:
+                raise
+            return _fail(config_variable, exc, "The code exchange")
+        except ProviderError as exc:
+            return _fail(config_variable, exc, "The code exchange")
+        token = result.token
+        return config_variable_store_tokens(
+            config_variable=config_variable,
+            access_token=token.access_token,
+            refresh_token=token.refresh_token,
+            token_type=token.token_type,
+            expires_in=token.expires_in,
+            scope=token.scope,
+            extra=token.extra,
+            reason=f"Code exchanged for tokens with flavor {result.flavor.label}.",
+        )
+    finally:
+        lease_release(config_variable_id=config_variable_id, lease_token=lease)
+
+
+def client_credentials_fields(config_variable: ConfigVariable) -> dict[str, str]:
+    """The body fields of a client-credentials token request (RFC 6749 §4.4.2)."""
+    app = config_variable.connection.app
+    return {
+        "grant_type": GrantType.CLIENT_CREDENTIALS,
+        "scope": scope_string(app, config_variable.connection.effective_scopes),
+        **{str(k): str(v) for k, v in (app.extra_token_params or {}).items()},
+    }

@@ -1,0 +1,52 @@
+"""Claiming a ConfigVariable before spending its code or refresh token.
+
+A claim is an atomic conditional UPDATE of the lease columns, never a transaction held
+open across the HTTP call. With rotating refresh tokens a double spend kills the grant
+(RFC 9700 §4.14), so only the lease holder may send a token request; a lease that
+outlives ``RENEWAL_LEASE_SECONDS`` (a crashed worker) can be claimed again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from connections.models import ConfigVariable
+
+
+def lease_claim(
+    *, config_variable_id: uuid.UUID | str, seconds: int | None = None
+) -> uuid.UUID | None:
+    """Take the lease for ``seconds`` (default ``RENEWAL_LEASE_SECONDS``).
+
+    Returns the lease token, or None when another worker holds a live lease.
+    """
+    now = timezone.now()
+    token = uuid.uuid4()
+    seconds = settings.RENEWAL_LEASE_SECONDS if seconds is None else seconds
+    claimed = (
+        ConfigVariable.objects.filter(pk=config_variable_id)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
+    )
+    return token if claimed else None
+
+
+def lease_release(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID) -> bool:
+    """Give the lease back; False when it had already expired and been taken over."""
+    return bool(
+        ConfigVariable.objects.filter(pk=config_variable_id, lease_token=lease_token).update(
+            lease_token=None, lease_expires_at=None
+        )
+    )
+
+
+def lease_held(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID) -> bool:
+    """True while ``lease_token`` still holds an unexpired lease."""
+    return ConfigVariable.objects.filter(
+        pk=config_variable_id, lease_token=lease_token, lease_expires_at__gte=timezone.now()
+    ).exists()

@@ -1,0 +1,73 @@
+"""Keeping secrets out of records, logs and curl text.
+
+Token requests are stored for troubleshooting, so everything secret in them (client
+secret, authorization code, PKCE verifier, tokens) is replaced by a marker before it is
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+SECRET_FIELDS = frozenset(
+    {
+        "client_secret",
+        "code",
+        "code_verifier",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "assertion",
+        "password",
+    }
+)
+SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+EXCERPT_LIMIT = 2000  # characters of a response body kept
+
+
+def redact_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``fields`` with secret-bearing values replaced by ``REDACTED``."""
+    return {
+        name: (REDACTED if name in SECRET_FIELDS and value else value)
+        for name, value in fields.items()
+    }
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """A copy of ``headers``; credentials keep their scheme only (``Basic [REDACTED]``)."""
+    cleaned = {}
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            cleaned[name] = f"{scheme} {REDACTED}".strip()
+        else:
+            cleaned[name] = value
+    return cleaned
+
+
+def redact_text(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each non-trivial secret value (and JSON/form token fields) masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+    pattern = "|".join(sorted(SECRET_FIELDS))
+    text = re.sub(rf'("(?:{pattern})"\s*:\s*)"[^"]*"', rf'\1"{REDACTED}"', text)
+    text = re.sub(rf"((?:^|[&?])(?:{pattern})=)[^&\s]*", rf"\1{REDACTED}", text)
+    return text
+
+
+def redact_body(body: bytes, secrets: Iterable[str | None]) -> str:
+    """A readable, redacted excerpt of a request or response body."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        text = json.dumps(redact_fields(data), sort_keys=True)
+    text = redact_text(text, secrets)
+    return text[:EXCERPT_LIMIT]

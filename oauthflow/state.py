@@ -1,0 +1,63 @@
+"""The OAuth ``state`` parameter: signed, session-bound, expiring and single-use.
+
+The guide's ``state`` is the bare ConfigVariable ID; that lets an attacker splice their
+own account into a victim's connection (RFC 6749 §10.12). Ours is a signed, timestamped
+value (Django's signing) holding the ConfigVariable ID and a random nonce; the nonce is
+also kept in the browser's session and removed on first use, so a state from another
+session, a replay, a tamper or an old one (``OAUTH_STATE_MAX_AGE`` seconds) is refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.core import signing
+
+from oauthflow.exceptions import InvalidState
+
+SALT = "oauthflow.state"
+SESSION_KEY = "oauthflow_states"
+MAX_PENDING = 10  # flows one browser session may have open at once
+MAX_STATE_LENGTH = 1000
+
+
+def state_issue(*, session: SessionBase, config_variable_id: uuid.UUID) -> str:
+    """A new ``state`` for ``config_variable_id``, remembered in ``session``."""
+    nonce = secrets.token_urlsafe(16)
+    pending = dict(session.get(SESSION_KEY, {}))
+    pending[nonce] = str(config_variable_id)
+    # Keep the newest few only: each Connect press adds one.
+    session[SESSION_KEY] = dict(list(pending.items())[-MAX_PENDING:])
+    return signing.dumps({"cv": str(config_variable_id), "n": nonce}, salt=SALT)
+
+
+def state_consume(*, session: SessionBase, state: str) -> uuid.UUID:
+    """Check ``state`` and spend it; returns the ConfigVariable ID it carries.
+
+    Raises ``InvalidState`` with a reason a person can act on.
+    """
+    if not state or len(state) > MAX_STATE_LENGTH:
+        raise InvalidState("The sign-in link is missing its state parameter.")
+    try:
+        payload = signing.loads(state, salt=SALT, max_age=settings.OAUTH_STATE_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise InvalidState("The sign-in took too long and expired. Press Connect again.") from exc
+    except signing.BadSignature as exc:
+        raise InvalidState("The state parameter was altered or forged.") from exc
+    if not isinstance(payload, dict) or not {"cv", "n"} <= payload.keys():
+        raise InvalidState("The state parameter was altered or forged.")
+    pending = dict(session.get(SESSION_KEY, {}))
+    if pending.get(payload["n"]) != payload["cv"]:
+        raise InvalidState(
+            "This sign-in was started in another browser session, or was already used. "
+            "Press Connect again from the portal."
+        )
+    del pending[payload["n"]]
+    session[SESSION_KEY] = pending
+    try:
+        return uuid.UUID(payload["cv"])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidState("The state parameter was altered or forged.") from exc

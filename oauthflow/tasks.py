@@ -1,0 +1,45 @@
+"""Celery tasks: take primary keys, call one service, stay short.
+
+Codes live for seconds to minutes, so ``exchange_code`` runs on the ``exchange`` queue,
+never behind bulk renewals on ``refresh``. Task messages carry IDs only: the code and
+tokens stay encrypted in the database.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from oauthflow import exchange, renewal
+from oauthflow.exceptions import ProviderUnavailable
+
+EXCHANGE_RETRIES = 2
+
+
+@shared_task(name="oauthflow.exchange_code", bind=True, max_retries=EXCHANGE_RETRIES)
+def exchange_code(self, config_variable_id: str) -> str | None:
+    """Exchange the ConfigVariable's stored authorization code for tokens."""
+    final = self.request.retries >= EXCHANGE_RETRIES
+    try:
+        result = exchange.config_variable_exchange_code(
+            config_variable_id=config_variable_id, final_attempt=final
+        )
+    except ProviderUnavailable as exc:
+        # The code is still fresh for a little while: retry soon, not with long backoff.
+        raise self.retry(exc=exc, countdown=2 * (self.request.retries + 1)) from exc
+    return result.status if result else None
+
+
+@shared_task(name="oauthflow.renew_config_variable")
+def renew_config_variable(config_variable_id: str, force: bool = False) -> str | None:
+    """Renew one ConfigVariable's access token if due (``force``: now)."""
+    result = renewal.config_variable_renew(config_variable_id=config_variable_id, force=force)
+    return result.status if result else None
+
+
+@shared_task(name="oauthflow.sweep_renewals")
+def sweep_renewals() -> int:
+    """Enqueue a renewal for every due ConfigVariable (one batch); returns how many."""
+    due = renewal.renewals_due()
+    for config_variable_id in due:
+        renew_config_variable.delay(str(config_variable_id))
+    return len(due)

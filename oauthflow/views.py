@@ -1,0 +1,61 @@
+"""The authorize redirect and the OAuth callback (RFC 6749 §4.1.1 and §4.1.2)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from connections.models import Connection, GrantType, Status
+from connections.selectors import customer_for_user
+from connections.services import config_variable_get_or_create, config_variable_transition
+from oauthflow import exchange, tasks
+from oauthflow.exceptions import AuthorizationDenied, FlowError
+
+logger = logging.getLogger(__name__)
+
+
+@login_required
+@require_POST
+def connect(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start connecting the user's customer to ``slug``: off to the app to consent, or,
+    for client credentials, straight to fetching a token."""
+    customer = customer_for_user(request.user)
+    connection = get_object_or_404(Connection.objects.select_related("app"), slug=slug)
+    config_variable = config_variable_get_or_create(customer=customer, connection=connection)
+    if connection.grant_type == GrantType.CLIENT_CREDENTIALS:
+        config_variable_transition(
+            config_variable=config_variable,
+            to_status=Status.EXCHANGING,
+            reason="The customer pressed Connect; fetching a client-credentials token.",
+        )
+        transaction.on_commit(
+            lambda: tasks.renew_config_variable.apply_async(
+                args=[str(config_variable.pk)], kwargs={"force": True}, queue="exchange"
+            )
+        )
+        return redirect("connections:detail", pk=config_variable.pk)
+    url = exchange.authorization_start(session=request.session, config_variable=config_variable)
+    return HttpResponseRedirect(url)
+
+
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    """Where the app sends the browser back with ``code`` and ``state`` (or ``error``)."""
+    params = {
+        name: request.GET.get(name, "") for name in ("state", "code", "error", "error_description")
+    }
+    try:
+        config_variable = exchange.callback_accept(session=request.session, params=params)
+    except AuthorizationDenied as exc:
+        messages.error(request, f"The app did not grant access ({exc.error}). {exc.description}")
+        return redirect("connections:portal")
+    except FlowError as exc:
+        return render(request, "oauthflow/callback_error.html", {"reason": str(exc)}, status=400)
+    transaction.on_commit(lambda: tasks.exchange_code.delay(str(config_variable.pk)))
+    return redirect("connections:detail", pk=config_variable.pk)
