@@ -124,8 +124,9 @@ RENEWAL_FAILING_AFTER = env.int("RENEWAL_FAILING_AFTER", default=3)  # failures 
 # --- Celery -----------------------------------------------------------------------------
 # No broker: tasks run eagerly in-process (one machine, nothing to set up). Production
 # sets a Redis URL; `manage.py demo` uses kombu's file-system transport under var/.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+_broker = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not _broker
+CELERY_BROKER_URL = _broker or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

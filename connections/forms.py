@@ -19,6 +19,8 @@ class AppForm(forms.ModelForm):
         help_text="Write-only. Leave blank to keep the current secret.",
     )
     client_id = forms.CharField(max_length=500, strip=False)
+    authorize_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
+    token_url = forms.URLField(max_length=2000, assume_scheme="https")
 
     class Meta:
         model = App

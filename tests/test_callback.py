@@ -1,0 +1,134 @@
+"""Connect and callback: state is signed, session-bound, expiring and single-use."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from django.test import Client
+from django.urls import reverse
+
+from connections.models import ConfigVariable, Status, StatusTransition
+from oauthflow.models import TokenRequest
+from tests.factories import ConnectionFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "https://app.example.com/oauth2/token"
+
+
+@pytest.fixture
+def connection():
+    return ConnectionFactory(app__use_pkce=True)
+
+
+def _connect(client: Client, connection) -> dict[str, list[str]]:
+    response = client.post(reverse("oauthflow:connect", args=[connection.slug]))
+    assert response.status_code == 302
+    return parse_qs(urlsplit(response["Location"]).query)
+
+
+def _snapshot(cv: ConfigVariable) -> tuple:
+    cv.refresh_from_db()
+    return (cv.status, cv.pending_code, cv.access_token, cv.transitions.count())
+
+
+def test_connect_sends_the_browser_to_the_app_with_a_signed_state(portal_client, connection):
+    query = _connect(portal_client, connection)
+    cv = ConfigVariable.objects.get()
+    assert cv.status == Status.AUTHORIZING
+    assert query["client_id"] == [connection.app.client_id]
+    assert str(cv.pk) not in query["state"][0].split(":")[0] or len(query["state"][0]) > 40
+    assert query["code_challenge_method"] == ["S256"]
+    assert cv.code_verifier  # kept (encrypted) for the exchange
+
+
+@responses.activate
+def test_callback_exchanges_the_code_and_connects(
+    portal_client, connection, django_capture_on_commit_callbacks
+):
+    responses.post(
+        TOKEN_URL,
+        json={"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 3600},
+    )
+    state = _connect(portal_client, connection)["state"][0]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal_client.get(
+            reverse("oauthflow:callback"), {"code": "the-code", "state": state}
+        )
+    cv = ConfigVariable.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("connections:detail", args=[cv.pk])
+    assert cv.status == Status.CONNECTED
+    assert (cv.access_token, cv.refresh_token) == ("at-1", "rt-1")
+    assert cv.pending_code is None
+    assert cv.code_verifier is None
+    sent = responses.calls[0].request.body.decode()
+    assert "code=the-code" in sent
+    assert "code_verifier=" in sent
+    assert TokenRequest.objects.get().outcome == "success"
+    assert list(cv.transitions.values_list("to_status", flat=True)) == [
+        "connected",
+        "exchanging",
+        "authorizing",
+    ]
+
+
+def _assert_bad_state_changes_nothing(client: Client, cv: ConfigVariable, state: str) -> None:
+    before = _snapshot(cv)
+    response = client.get(reverse("oauthflow:callback"), {"code": "x", "state": state})
+    assert response.status_code == 400
+    assert b"Nothing was changed" in response.content
+    assert _snapshot(cv) == before
+
+
+def test_forged_state_is_refused(portal_client, connection):
+    state = _connect(portal_client, connection)["state"][0]
+    cv = ConfigVariable.objects.get()
+    forged = state[:-3] + ("AAA" if not state.endswith("AAA") else "BBB")
+    _assert_bad_state_changes_nothing(portal_client, cv, forged)
+    _assert_bad_state_changes_nothing(portal_client, cv, str(cv.pk))  # the guide's bare ID
+
+
+def test_expired_state_is_refused(portal_client, connection, settings):
+    state = _connect(portal_client, connection)["state"][0]
+    settings.OAUTH_STATE_MAX_AGE = -1
+    _assert_bad_state_changes_nothing(portal_client, ConfigVariable.objects.get(), state)
+
+
+@responses.activate
+def test_replayed_state_is_refused(portal_client, connection, django_capture_on_commit_callbacks):
+    responses.post(TOKEN_URL, json={"access_token": "at-1", "expires_in": 60})
+    state = _connect(portal_client, connection)["state"][0]
+    with django_capture_on_commit_callbacks(execute=True):
+        portal_client.get(reverse("oauthflow:callback"), {"code": "c1", "state": state})
+    _assert_bad_state_changes_nothing(portal_client, ConfigVariable.objects.get(), state)
+    assert len(responses.calls) == 1
+
+
+def test_state_from_another_browser_session_is_refused(portal_client, connection, customer):
+    state = _connect(portal_client, connection)["state"][0]
+    attacker = Client()
+    attacker.force_login(UserFactory(customer=customer))
+    _assert_bad_state_changes_nothing(attacker, ConfigVariable.objects.get(), state)
+
+
+def test_app_error_on_the_callback_is_recorded_and_shown(portal_client, connection):
+    state = _connect(portal_client, connection)["state"][0]
+    response = portal_client.get(
+        reverse("oauthflow:callback"),
+        {"error": "access_denied", "error_description": "The user said no", "state": state},
+        follow=True,
+    )
+    cv = ConfigVariable.objects.get()
+    assert cv.status == Status.ERROR
+    assert "access_denied" in cv.last_error
+    assert b"The user said no" in response.content
+    assert StatusTransition.objects.filter(to_status=Status.ERROR).exists()
+
+
+def test_callback_without_state_is_a_clear_400(client):
+    response = client.get(reverse("oauthflow:callback"), {"code": "x"})
+    assert response.status_code == 400
+    assert b"state" in response.content
