@@ -98,6 +98,8 @@ class Command(BaseCommand):
             "portal": [*manage, "runserver", "--noreload", f"localhost:{port}"],
         }
         processes: dict[str, subprocess.Popen] = {}
+        # SIGTERM (say, from a process manager) stops the children just like Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             for name, command in commands.items():
                 processes[name] = subprocess.Popen(  # noqa: S603 - our own fixed commands
@@ -136,16 +138,21 @@ class Command(BaseCommand):
         )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(processes: object) -> None:
-    """SIGTERM each process group, then SIGKILL whatever outlives the grace period."""
+    """SIGTERM each child (it stops its own workers), then SIGKILL the process group of
+    whatever outlives the grace period."""
     processes = [p for p in processes if p.poll() is None]
     for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
         try:
             process.wait(timeout=max(deadline - time.monotonic(), 0.1))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
