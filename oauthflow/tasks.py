@@ -18,7 +18,8 @@ EXCHANGE_RETRIES = 2
 @shared_task(name="oauthflow.exchange_code", bind=True, max_retries=EXCHANGE_RETRIES)
 def exchange_code(self, config_variable_id: str) -> str | None:
     """Exchange the ConfigVariable's stored authorization code for tokens."""
-    final = self.request.retries >= EXCHANGE_RETRIES
+    # Run eagerly (no broker) there is no worker to retry later: this try is the last.
+    final = self.request.is_eager or self.request.retries >= EXCHANGE_RETRIES
     try:
         result = exchange.config_variable_exchange_code(
             config_variable_id=config_variable_id, final_attempt=final

@@ -132,3 +132,18 @@ def test_callback_without_state_is_a_clear_400(client):
     response = client.get(reverse("oauthflow:callback"), {"code": "x"})
     assert response.status_code == 400
     assert b"state" in response.content
+
+
+@responses.activate
+def test_token_endpoint_down_ends_in_a_clear_error(
+    portal_client, connection, django_capture_on_commit_callbacks
+):
+    responses.post(TOKEN_URL, status=503, body="maintenance")
+    state = _connect(portal_client, connection)["state"][0]
+    with django_capture_on_commit_callbacks(execute=True):
+        portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
+    cv = ConfigVariable.objects.get()
+    assert cv.status == Status.ERROR
+    assert "503" in cv.last_error
+    assert cv.pending_code is None
+    assert len(responses.calls) == 6  # eager: no worker to retry later
