@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "www-authenticate", "location")
 CHAIN_ENDING_ERRORS = frozenset({"invalid_grant"})
+# What an app answers a body it cannot read (say JSON to a form-only endpoint).
+FORMAT_ERRORS = frozenset({"unsupported_grant_type", "invalid_request"})
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,9 @@ def run_token_chain(
     message = f"No flavor returned an access token ({len(failures)} attempts). {summary}"
     if all(e.status is not None and e.status >= 500 for e in failures):
         raise ProviderUnavailable(message, url=app.token_url, status=failures[-1].status)
+    # A flavor the app cannot parse says nothing about the credentials: rank its
+    # "wrong format" errors last, so a bad secret reads invalid_client whatever the order.
     codes = Counter(e.error for e in failures if e.error)
-    error = codes.most_common(1)[0][0] if codes else ""
+    ranked = sorted(codes.items(), key=lambda item: (item[0] in FORMAT_ERRORS, -item[1]))
+    error = ranked[0][0] if ranked else ""
     raise ProviderError(message, url=app.token_url, status=failures[0].status, error=error)

@@ -97,6 +97,22 @@ def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> Co
     )
 
 
+def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
+    if isinstance(exc, ProviderUnavailable):
+        return _record_transient(config_variable, exc)
+    if isinstance(exc, ReauthorizationRequired) or exc.error in PERMANENT_REFRESH_ERRORS:
+        return config_variable_transition(
+            config_variable=config_variable,
+            to_status=Status.REAUTHORIZATION_REQUIRED,
+            reason=f"Renewal refused for good; the customer must reconnect: {exc}",
+            last_error=str(exc),
+            refresh_at=None,
+        )
+    # Any other refusal (say invalid_client after a secret change): an admin can fix the
+    # App, so keep retrying with backoff rather than making customers reconnect.
+    return _record_transient(config_variable, exc)
+
+
 def config_variable_renew(
     *, config_variable_id: uuid.UUID | str, force: bool = False
 ) -> ConfigVariable | None:
@@ -129,18 +145,17 @@ def config_variable_renew(
                 kind=kind,
                 config_variable=config_variable,
             )
-        except ProviderUnavailable as exc:
-            return _record_transient(config_variable, exc)
         except ProviderError as exc:
-            if isinstance(exc, ReauthorizationRequired) or exc.error in PERMANENT_REFRESH_ERRORS:
+            if config_variable.status not in RENEWABLE_STATUSES:
+                # A first client-credentials fetch: nothing to keep alive, say what failed.
                 return config_variable_transition(
                     config_variable=config_variable,
-                    to_status=Status.REAUTHORIZATION_REQUIRED,
-                    reason=f"Renewal refused for good; the customer must reconnect: {exc}",
+                    to_status=Status.ERROR,
+                    reason=f"Fetching a client-credentials token failed: {exc}",
                     last_error=str(exc),
                     refresh_at=None,
                 )
-            return _record_transient(config_variable, exc)
+            return _renewal_failed(config_variable, exc)
         token = result.token
         return config_variable_store_tokens(
             config_variable=config_variable,

@@ -157,3 +157,15 @@ def test_extra_token_headers_are_sent():
         sent = mock.calls[0].request.headers
     assert sent["X-Api-Version"] == "2"
     assert sent["Accept"] == "application/json"
+
+
+def test_a_bad_secret_reads_invalid_client_even_when_json_flavors_come_first():
+    app = AppFactory(preferred_flavor=2)
+    with responses.RequestsMock() as mock:
+        # A form-only server: JSON bodies get unsupported_grant_type before any auth check.
+        for flavor in (2, 1, 3, 4, 5, 6):
+            error = "unsupported_grant_type" if flavor % 2 == 0 else "invalid_client"
+            mock.post(TOKEN_URL, status=400, json={"error": error})
+        with pytest.raises(ProviderError) as caught:
+            run_token_chain(app=app, fields=FIELDS, kind="exchange")
+    assert caught.value.error == "invalid_client"

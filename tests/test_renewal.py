@@ -152,3 +152,15 @@ def test_renewal_time_leads_expiry_by_a_share_of_the_lifetime(settings):
     assert renewal_time(issued_at=issued, expires_in=3600) == issued + timedelta(seconds=3240)
     assert renewal_time(issued_at=issued, expires_in=60) == issued + timedelta(seconds=30)
     assert renewal_time(issued_at=issued, expires_in=86400) == issued + timedelta(seconds=85500)
+
+
+@responses.activate
+def test_a_failed_first_client_credentials_fetch_ends_in_error_not_connecting():
+    cv = ConfigVariableFactory(
+        status=Status.EXCHANGING, connection__grant_type=GrantType.CLIENT_CREDENTIALS
+    )
+    responses.post(TOKEN_URL, status=401, json={"error": "invalid_client"})
+    config_variable_renew(config_variable_id=cv.pk, force=True)
+    cv.refresh_from_db()
+    assert cv.status == Status.ERROR
+    assert "invalid_client" in cv.last_error

@@ -1,0 +1,16 @@
+"""URLs of the sandbox: DOT under ``/o/``, a login page, and a home page."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import TemplateView
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="sandbox/home.html"), name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(template_name="sandbox/login.html"),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+]
