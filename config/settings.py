@@ -122,6 +122,7 @@ RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # se
 RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
 RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
+TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
 RENEWAL_FAILING_AFTER = env.int("RENEWAL_FAILING_AFTER", default=3)  # failures in a row
 
 # --- Celery -----------------------------------------------------------------------------
@@ -143,11 +144,16 @@ CELERY_TASK_ROUTES = {
     "oauthflow.exchange_code": {"queue": "exchange"},
     "oauthflow.renew_config_variable": {"queue": "refresh"},
     "oauthflow.sweep_renewals": {"queue": "refresh"},
+    "oauthflow.prune_token_requests": {"queue": "refresh"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-renewals": {
         "task": "oauthflow.sweep_renewals",
         "schedule": schedule(RENEWAL_SWEEP_INTERVAL),
+    },
+    "prune-token-requests": {
+        "task": "oauthflow.prune_token_requests",
+        "schedule": schedule(3600.0),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -6,10 +6,15 @@ URL to register at the app and warns about whitespace and a missing offline_acce
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from connections.fingerprints import fingerprint
 from connections.forms import AppForm
@@ -22,9 +27,51 @@ from connections.models import (
     StatusTransition,
 )
 from connections.services import config_variable_disconnect
-from oauthflow.authorize import callback_url
+from oauthflow.authorize import authorize_url_build, callback_url
+from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
+from oauthflow.records import app_test_client_credentials, last_failed_chain
+from oauthflow.replay import postman_collection
 from oauthflow.tasks import renew_config_variable
+
+RECENT_TOKEN_REQUESTS = 20
+
+
+def token_request_table(queryset: QuerySet[TokenRequest]) -> SafeString | str:
+    """The newest token requests as an HTML table linking to each record (curl, reply)."""
+    rows = list(queryset.order_by("-created_at", "-id")[:RECENT_TOKEN_REQUESTS])
+    if not rows:
+        return "None yet."
+    body = format_html_join(
+        "",
+        "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>#{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td>{} ms</td></tr>",
+        (
+            (
+                reverse("admin:oauthflow_tokenrequest_change", args=[r.pk]),
+                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.get_kind_display(),
+                r.flavor,
+                r.status_code or r.error or "—",
+                r.get_outcome_display(),
+                explain(r.diagnosis).message if r.diagnosis not in ("", "ok") else "",
+                r.duration_ms,
+            )
+            for r in rows
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>When (UTC)</th><th>Kind</th><th>Flavor</th><th>Status</th>"
+        "<th>Outcome</th><th>Diagnosis</th><th>Time</th></tr></thead><tbody>{}</tbody></table>",
+        body,
+    )
+
+
+def diagnosis_html(key: str, app: App | None, detail: str = "") -> SafeString | str:
+    if not key:
+        return "—"
+    diagnosis = explain(key, app=app, detail=detail)
+    return format_html("<p><strong>{}</strong></p><p>Fix: {}</p>", diagnosis.message, diagnosis.fix)
 
 
 def _offline_warning(app: App, scopes: str) -> str | None:
@@ -43,7 +90,14 @@ class AppAdmin(admin.ModelAdmin):
     list_filter = ("grant_type",)
     search_fields = ("name", "slug", "client_id", "token_url")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("callback_url_to_register", "configuration_warnings", "preferred_flavor")
+    readonly_fields = (
+        "callback_url_to_register",
+        "configuration_warnings",
+        "preferred_flavor",
+        "authorize_url_preview",
+        "recent_token_requests",
+    )
+    actions = ("test_client_credentials",)
     fieldsets = (
         (None, {"fields": ("name", "slug", "grant_type", "callback_url_to_register")}),
         ("Endpoints", {"fields": ("authorize_url", "token_url")}),
@@ -64,6 +118,7 @@ class AppAdmin(admin.ModelAdmin):
             "Token requests",
             {
                 "fields": (
+                    "authorize_url_preview",
                     "preferred_flavor",
                     "pinned_flavor",
                     "extra_authorize_params",
@@ -72,6 +127,7 @@ class AppAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Troubleshooting", {"fields": ("recent_token_requests",)}),
     )
 
     @admin.display(description="Callback URL to register at the app")
@@ -89,6 +145,66 @@ class AppAdmin(admin.ModelAdmin):
         if not warnings:
             return "None"
         return format_html_join("", "<p style='color:#7d4e00'>⚠ {}</p>", ((w,) for w in warnings))
+
+    @admin.display(description="Authorize URL preview")
+    def authorize_url_preview(self, obj: App | None) -> str:
+        if obj is None or obj.pk is None or not obj.authorize_url:
+            return "—"
+        url = authorize_url_build(
+            app=obj, scopes=obj.default_scopes.split(), state="STATE", code_verifier=None
+        )
+        return format_html(
+            "<code style='word-break:break-all'>{}</code><br><small>Customers are sent here "
+            "(with a signed state{}).</small>",
+            url,
+            " and a PKCE challenge" if obj.use_pkce else "",
+        )
+
+    @admin.display(description="Recent token requests")
+    def recent_token_requests(self, obj: App | None) -> SafeString | str:
+        if obj is None or obj.pk is None:
+            return "—"
+        export = reverse("admin:connections_app_postman", args=[obj.pk])
+        return format_html(
+            "{}<p><a href='{}'>Export the last failed chain as a Postman collection</a></p>",
+            token_request_table(obj.token_requests.all()),
+            export,
+        )
+
+    def get_urls(self) -> list:
+        extra = [
+            path(
+                "<int:pk>/postman/",
+                self.admin_site.admin_view(self.postman_view),
+                name="connections_app_postman",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def postman_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        app = get_object_or_404(App, pk=pk)
+        if not self.has_view_permission(request, app):
+            raise PermissionError
+        collection = postman_collection(
+            last_failed_chain(app=app), name=f"{app.name}: last failed token requests"
+        )
+        response = HttpResponse(json.dumps(collection, indent=2), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="{app.slug}-last-failed.json"'
+        return response
+
+    @admin.action(description="Test client credentials (request a token, then discard it)")
+    def test_client_credentials(self, request: HttpRequest, queryset: QuerySet[App]) -> None:
+        for app in queryset:
+            check = app_test_client_credentials(app=app)
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            text = (
+                check.diagnosis.message
+                if check.ok
+                else (f"{check.diagnosis.message} Fix: {check.diagnosis.fix}")
+            )
+            self.message_user(
+                request, f"{app.name}: {text} ({check.attempts} token request(s))", level
+            )
 
     def save_model(self, request: HttpRequest, obj: App, form: AppForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -139,28 +255,6 @@ class StatusTransitionInline(admin.TabularInline):
         return False
 
 
-class TokenRequestInline(admin.TabularInline):
-    model = TokenRequest
-    extra = 0
-    can_delete = False
-    fields = (
-        "created_at",
-        "kind",
-        "flavor",
-        "status_code",
-        "outcome",
-        "error",
-        "duration_ms",
-        "message",
-    )
-    readonly_fields = fields
-    ordering = ("-created_at", "-id")
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 @admin.register(ConfigVariable)
 class ConfigVariableAdmin(admin.ModelAdmin):
     list_display = (
@@ -179,6 +273,7 @@ class ConfigVariableAdmin(admin.ModelAdmin):
         "customer",
         "connection",
         "status",
+        "diagnosis_explained",
         "access_token_fingerprint",
         "refresh_token_fingerprint",
         "token_type",
@@ -192,13 +287,22 @@ class ConfigVariableAdmin(admin.ModelAdmin):
         "connected_at",
         "refreshed_at",
         "lease_expires_at",
+        "recent_token_requests",
     )
     readonly_fields = fields
-    inlines = (StatusTransitionInline, TokenRequestInline)
+    inlines = (StatusTransitionInline,)
     actions = ("renew_now", "disconnect")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # created by customers pressing Connect
+
+    @admin.display(description="Diagnosis")
+    def diagnosis_explained(self, obj: ConfigVariable) -> SafeString | str:
+        return diagnosis_html(obj.diagnosis, obj.connection.app)
+
+    @admin.display(description="Token requests (newest first)")
+    def recent_token_requests(self, obj: ConfigVariable) -> SafeString | str:
+        return token_request_table(obj.token_requests.select_related("app"))
 
     @admin.display(description="Access token")
     def access_token_fingerprint(self, obj: ConfigVariable) -> str:

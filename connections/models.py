@@ -230,6 +230,9 @@ class ConfigVariable(models.Model):
     )
     warnings = models.JSONField(default=list, blank=True)
     last_error = models.TextField(blank=True)
+    diagnosis = models.CharField(
+        max_length=64, blank=True, help_text="Why the last attempt failed (a diagnosis key)."
+    )
     # In-flight authorization: encrypted, cleared once the exchange ends.
     pending_code = EncryptedTextField(blank=True, null=True)
     code_verifier = EncryptedTextField(blank=True, null=True)

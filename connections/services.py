@@ -22,6 +22,7 @@ from connections.models import (
     Status,
     StatusTransition,
 )
+from oauthflow.diagnosis import explain
 
 logger = logging.getLogger(__name__)
 
@@ -80,15 +81,8 @@ def token_warnings(*, config_variable: ConfigVariable, has_refresh_token: bool) 
     if connection.grant_type == GrantType.CLIENT_CREDENTIALS:
         return warnings
     if not has_refresh_token:
-        hint = (
-            f"add the {OFFLINE_SCOPE} scope"
-            if app.offline_strategy == "offline_access"
-            else f"check the App's offline switch ({app.get_offline_strategy_display()})"
-        )
-        warnings.append(
-            "The app returned no refresh token, so this connection stops working when the "
-            f"access token expires and the customer must reconnect; {hint}."
-        )
+        diagnosis = explain("no_refresh_token", app=app)
+        warnings.append(f"{diagnosis.message} {diagnosis.fix}")
     if app.scopes_lack_offline_access(" ".join(connection.effective_scopes)):
         warnings.append(
             f"The requested scopes lack {OFFLINE_SCOPE}; many apps then issue no refresh "
@@ -140,6 +134,7 @@ def config_variable_store_tokens(
         "token_extra": extra,
         "warnings": warnings,
         "last_error": "",
+        "diagnosis": "",
         "failure_count": 0,
         "pending_code": None,
         "code_verifier": None,

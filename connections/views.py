@@ -11,7 +11,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from connections.models import Status
-from connections.selectors import config_variable_for_customer, customer_for_user, portal_rows
+from connections.selectors import (
+    config_variable_for_customer,
+    customer_for_user,
+    customer_reason,
+    portal_rows,
+)
 from connections.services import config_variable_disconnect
 
 IN_PROGRESS = (Status.AUTHORIZING, Status.EXCHANGING)
@@ -38,6 +43,7 @@ def config_variable_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
             "customer": customer,
             "cv": config_variable,
             "in_progress": config_variable.status in IN_PROGRESS,
+            "reason": customer_reason(config_variable),
             "transitions": config_variable.transitions.all()[:10],
         },
     )

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
+from oauthflow.replay import curl_command
 
 
 @admin.register(TokenRequest)
@@ -28,7 +32,21 @@ class TokenRequestAdmin(admin.ModelAdmin):
     def get_readonly_fields(
         self, request: HttpRequest, obj: TokenRequest | None = None
     ) -> list[str]:
-        return [field.name for field in TokenRequest._meta.fields]
+        return ["diagnosis_explained", "copy_as_curl"] + [f.name for f in TokenRequest._meta.fields]
+
+    def get_fields(self, request: HttpRequest, obj: TokenRequest | None = None) -> list[str]:
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="Diagnosis")
+    def diagnosis_explained(self, obj: TokenRequest) -> SafeString:
+        diagnosis = explain(obj.diagnosis or "rejected", app=obj.app)
+        return format_html(
+            "<p><strong>{}</strong></p><p>Fix: {}</p>", diagnosis.message, diagnosis.fix
+        )
+
+    @admin.display(description="Copy as curl (secrets are shell variables)")
+    def copy_as_curl(self, obj: TokenRequest) -> SafeString:
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", curl_command(obj))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

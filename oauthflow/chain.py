@@ -2,7 +2,7 @@
 
 The same code serves the code exchange (RFC 6749 §4.1.3), refresh (§6) and client
 credentials (§4.4.2); they differ only in the grant's fields. Every attempt is written
-to the token-request log, redacted. Better than trying six flavors blindly:
+to the token-request log, redacted and diagnosed. Better than trying six flavors blindly:
 
 * the App's ``pinned_flavor`` is the only one tried when set;
 * the flavor that last worked (``preferred_flavor``) goes first, so a healthy App
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 
 from connections.models import App, ConfigVariable
 from oauthflow import client
 from oauthflow.client import HttpReply, TransportError
+from oauthflow.diagnosis import Attempt, classify_attempt, classify_chain
 from oauthflow.exceptions import ProviderError, ProviderUnavailable
 from oauthflow.flavors import Flavor, build_token_request, flavor_order
 from oauthflow.models import Outcome, TokenRequest
@@ -31,9 +31,7 @@ from oauthflow.tokens import TokenResponse, decode_body, parse_token_response
 logger = logging.getLogger(__name__)
 
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "www-authenticate", "location")
-CHAIN_ENDING_ERRORS = frozenset({"invalid_grant"})
-# What an app answers a body it cannot read (say JSON to a form-only endpoint).
-FORMAT_ERRORS = frozenset({"unsupported_grant_type", "invalid_request"})
+CHAIN_ENDING_KEYS = frozenset({"code_rejected", "refresh_token_revoked", "redirect_uri_mismatch"})
 
 
 @dataclass(frozen=True)
@@ -54,52 +52,72 @@ def _retry_after(reply: HttpReply) -> float | None:
         return None
 
 
-def _mentions_redirect_uri(exc: ProviderError) -> bool:
-    return "redirect" in str(exc).lower() and exc.error in ("invalid_grant", "invalid_request")
+@dataclass
+class _ChainRun:
+    """One run's shared context: records each attempt, redacted, with its diagnosis."""
 
+    app: App
+    config_variable: ConfigVariable | None
+    kind: str
+    fields: dict[str, str]
+    chain_id: uuid.UUID
 
-def _record(
-    *,
-    chain_id: uuid.UUID,
-    app: App,
-    config_variable: ConfigVariable | None,
-    kind: str,
-    flavor: Flavor,
-    headers: dict[str, str],
-    fields: dict[str, str],
-    secrets: tuple[str | None, ...],
-    reply: HttpReply | None,
-    duration_ms: int,
-    outcome: str,
-    error: str = "",
-    message: str = "",
-) -> None:
-    # Re-encode with secrets masked, so the stored body has the sent shape, not the values.
-    redacted = build_token_request(
-        flavor, client_id=app.client_id, client_secret=REDACTED, fields=redact_fields(fields)
-    )
-    kept_headers = {}
-    if reply:
-        kept_headers = {
-            name: reply.headers[name] for name in KEPT_RESPONSE_HEADERS if name in reply.headers
-        }
-    TokenRequest.objects.create(
-        chain_id=chain_id,
-        app=app,
-        config_variable=config_variable,
-        kind=kind,
-        flavor=flavor.number,
-        url=app.token_url,
-        request_headers=redact_headers(headers),
-        request_body=redacted.body.decode(),
-        status_code=reply.status if reply else None,
-        response_headers=kept_headers,
-        response_excerpt=redact_body(reply.body, secrets) if reply else "",
-        duration_ms=duration_ms,
-        outcome=outcome,
-        error=error[:200],
-        message=redact_text(message, secrets)[:2000],
-    )
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        names = ("code", "code_verifier", "refresh_token")
+        return (self.app.client_secret, *(self.fields.get(name) for name in names))
+
+    def record(
+        self,
+        *,
+        flavor: Flavor,
+        headers: dict[str, str],
+        reply: HttpReply | None,
+        duration_ms: int,
+        outcome: str,
+        error: str = "",
+        message: str = "",
+    ) -> Attempt:
+        excerpt = redact_body(reply.body, self.secrets) if reply else ""
+        message = redact_text(message, self.secrets)
+        attempt = Attempt(
+            flavor=flavor.number,
+            status=reply.status if reply else None,
+            error=error,
+            outcome=outcome,
+            content_type=reply.content_type if reply else "",
+            text=f"{message} {excerpt}",
+        )
+        # Re-encoded with secrets masked: the stored body has the sent shape, not the values.
+        redacted = build_token_request(
+            flavor,
+            client_id=self.app.client_id,
+            client_secret=REDACTED,
+            fields=redact_fields(self.fields),
+        )
+        TokenRequest.objects.create(
+            chain_id=self.chain_id,
+            app=self.app,
+            config_variable=self.config_variable,
+            kind=self.kind,
+            flavor=flavor.number,
+            url=self.app.token_url,
+            request_headers=redact_headers(headers),
+            request_body=redacted.body.decode(),
+            status_code=attempt.status,
+            response_headers={
+                name: reply.headers[name]
+                for name in KEPT_RESPONSE_HEADERS
+                if reply and name in reply.headers
+            },
+            response_excerpt=excerpt,
+            duration_ms=duration_ms,
+            outcome=outcome,
+            error=error[:200],
+            message=message[:2000],
+            diagnosis=classify_attempt(attempt, kind=self.kind),
+        )
+        return attempt
 
 
 def run_token_chain(
@@ -113,30 +131,18 @@ def run_token_chain(
 
     Returns the first reply carrying an ``access_token``. Raises ``ProviderUnavailable``
     when the failures were transient (no reply, 5xx, 429 with ``retry_after`` seconds),
-    else ``ProviderError`` with the RFC 6749 §5.2 ``error`` most attempts returned.
+    else ``ProviderError``; both carry the RFC 6749 §5.2 ``error`` and a ``diagnosis``
+    key (``oauthflow.diagnosis``).
     """
-    chain_id = uuid.uuid4()
-    secrets = (
-        app.client_secret,
-        *(fields.get(name) for name in ("code", "code_verifier", "refresh_token")),
-    )
+    run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4())
+    attempts: list[Attempt] = []
     failures: list[ProviderError] = []
     order = flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor)
-    for attempt, flavor in enumerate(order, start=1):
+    for number, flavor in enumerate(order, start=1):
         spec = build_token_request(
             flavor, client_id=app.client_id, client_secret=app.client_secret, fields=fields
         )
         headers = {**(app.extra_token_headers or {}), **spec.headers}
-        common = {
-            "chain_id": chain_id,
-            "app": app,
-            "config_variable": config_variable,
-            "kind": kind,
-            "flavor": flavor,
-            "headers": headers,
-            "fields": fields,
-            "secrets": secrets,
-        }
         logger.info(
             "oauthflow.token_request.attempt",
             extra={"app": app.slug, "kind": kind, "flavor": flavor.number},
@@ -144,29 +150,32 @@ def run_token_chain(
         try:
             reply = client.post(app.token_url, headers=headers, body=spec.body)
         except TransportError as exc:
-            _record(
-                **common,
+            attempt = run.record(
+                flavor=flavor,
+                headers=headers,
                 reply=None,
                 duration_ms=exc.duration_ms,
                 outcome=Outcome.TRANSPORT_ERROR,
                 error=exc.kind,
                 message=str(exc),
             )
+            exc.diagnosis = classify_attempt(attempt, kind=kind)
             raise
         try:
             token = parse_token_response(reply, url=app.token_url)
         except ProviderError as exc:
-            outcome = (
-                Outcome.REJECTED if decode_body(reply) is not None else Outcome.NOT_A_TOKEN_REPLY
-            )
-            _record(
-                **common,
+            readable = decode_body(reply) is not None
+            attempt = run.record(
+                flavor=flavor,
+                headers=headers,
                 reply=reply,
                 duration_ms=reply.duration_ms,
-                outcome=outcome,
+                outcome=Outcome.REJECTED if readable else Outcome.NOT_A_TOKEN_REPLY,
                 error=exc.error,
                 message=str(exc),
             )
+            attempts.append(attempt)
+            key = classify_attempt(attempt, kind=kind)
             if reply.status == 429:
                 raise ProviderUnavailable(
                     str(exc),
@@ -174,24 +183,42 @@ def run_token_chain(
                     status=429,
                     error=exc.error,
                     retry_after=_retry_after(reply),
+                    diagnosis=key,
                 ) from exc
-            if exc.error in CHAIN_ENDING_ERRORS or _mentions_redirect_uri(exc):
+            if key in CHAIN_ENDING_KEYS:
+                exc.diagnosis = key
+                exc.args = (f"{exc} No flavor can fix this, so the chain stopped.",)
                 raise
             failures.append(exc)
             continue
-        _record(**common, reply=reply, duration_ms=reply.duration_ms, outcome=Outcome.SUCCESS)
+        run.record(
+            flavor=flavor,
+            headers=headers,
+            reply=reply,
+            duration_ms=reply.duration_ms,
+            outcome=Outcome.SUCCESS,
+        )
         if app.pinned_flavor is None and app.preferred_flavor != flavor.number:
             App.objects.filter(pk=app.pk).update(preferred_flavor=flavor.number)
             app.preferred_flavor = flavor.number
-        return ChainResult(token=token, flavor=flavor, attempts=attempt, chain_id=chain_id)
+        return ChainResult(token=token, flavor=flavor, attempts=number, chain_id=run.chain_id)
 
+    key = classify_chain(attempts, kind=kind)
     summary = "; ".join(f"#{f.number}: {e}" for f, e in zip(order, failures, strict=True))
     message = f"No flavor returned an access token ({len(failures)} attempts). {summary}"
-    if all(e.status is not None and e.status >= 500 for e in failures):
-        raise ProviderUnavailable(message, url=app.token_url, status=failures[-1].status)
-    # A flavor the app cannot parse says nothing about the credentials: rank its
-    # "wrong format" errors last, so a bad secret reads invalid_client whatever the order.
-    codes = Counter(e.error for e in failures if e.error)
-    ranked = sorted(codes.items(), key=lambda item: (item[0] in FORMAT_ERRORS, -item[1]))
-    error = ranked[0][0] if ranked else ""
-    raise ProviderError(message, url=app.token_url, status=failures[0].status, error=error)
+    if key == "server_error":
+        raise ProviderUnavailable(
+            message, url=app.token_url, status=failures[-1].status, diagnosis=key
+        )
+    # The most telling RFC error: the one behind the chain's diagnosis.
+    error = next(
+        (
+            e.error
+            for e, a in zip(failures, attempts, strict=True)
+            if e.error and classify_attempt(a, kind=kind) == key
+        ),
+        next((e.error for e in failures if e.error), ""),
+    )
+    raise ProviderError(
+        message, url=app.token_url, status=failures[0].status, error=error, diagnosis=key
+    )

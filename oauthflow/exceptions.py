@@ -53,8 +53,10 @@ class ProviderError(PortalError):
         status: int | None = None,
         error: str = "",
         retry_after: float | None = None,
+        diagnosis: str = "",
     ) -> None:
         self.url = url
+        self.diagnosis = diagnosis  # a key of oauthflow.diagnosis.DIAGNOSES
         self.status = status
         self.error = error
         self.retry_after = retry_after

@@ -17,6 +17,7 @@ from connections.models import ConfigVariable, GrantType, Status
 from connections.services import config_variable_store_tokens, config_variable_transition
 from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier, scope_string
 from oauthflow.chain import run_token_chain
+from oauthflow.diagnosis import classify_callback_error
 from oauthflow.exceptions import AuthorizationDenied, FlowError, ProviderError, ProviderUnavailable
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.models import TokenRequestKind
@@ -77,6 +78,7 @@ def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> Confi
             to_status=Status.ERROR,
             reason=f"The app answered error={error[:100]} on the callback. {description}".strip(),
             last_error=f"{error[:100]}: {description}" if description else error[:100],
+            diagnosis=classify_callback_error(error),
             code_verifier=None,
         )
         raise AuthorizationDenied(error[:100], description)
@@ -97,6 +99,7 @@ def _fail(config_variable: ConfigVariable, exc: ProviderError, what: str) -> Con
         to_status=Status.ERROR,
         reason=f"{what} failed: {exc}",
         last_error=str(exc),
+        diagnosis=exc.diagnosis or "rejected",
         pending_code=None,
         code_verifier=None,
     )

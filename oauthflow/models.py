@@ -56,6 +56,7 @@ class TokenRequest(models.Model):
     outcome = models.CharField(max_length=32, choices=Outcome.choices)
     error = models.CharField(max_length=200, blank=True, help_text="RFC 6749 §5.2 error code")
     message = models.TextField(blank=True)
+    diagnosis = models.CharField(max_length=64, blank=True, help_text="oauthflow.diagnosis key")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

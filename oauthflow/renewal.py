@@ -73,7 +73,8 @@ def _grant_fields(config_variable: ConfigVariable) -> tuple[str, dict[str, str]]
     if not config_variable.refresh_token:
         raise ReauthorizationRequired(
             "There is no refresh token to renew with; the app issued none "
-            "(ask for offline access), so the customer must reconnect."
+            "(ask for offline access), so the customer must reconnect.",
+            diagnosis="no_refresh_token",
         )
     return TokenRequestKind.REFRESH, {
         "grant_type": "refresh_token",
@@ -93,6 +94,7 @@ def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> Co
         reason=f"Renewal failed ({failures} in a row); retrying in {delay:.0f} s: {exc}",
         failure_count=failures,
         last_error=str(exc),
+        diagnosis=exc.diagnosis or "rejected",
         refresh_at=timezone.now() + timedelta(seconds=delay),
     )
 
@@ -106,6 +108,7 @@ def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> Conf
             to_status=Status.REAUTHORIZATION_REQUIRED,
             reason=f"Renewal refused for good; the customer must reconnect: {exc}",
             last_error=str(exc),
+            diagnosis=exc.diagnosis or "refresh_token_revoked",
             refresh_at=None,
         )
     # Any other refusal (say invalid_client after a secret change): an admin can fix the
@@ -153,6 +156,7 @@ def config_variable_renew(
                     to_status=Status.ERROR,
                     reason=f"Fetching a client-credentials token failed: {exc}",
                     last_error=str(exc),
+                    diagnosis=exc.diagnosis or "rejected",
                     refresh_at=None,
                 )
             return _renewal_failed(config_variable, exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from oauthflow import exchange, renewal
+from oauthflow import exchange, records, renewal
 from oauthflow.exceptions import ProviderUnavailable
 
 EXCHANGE_RETRIES = 2
@@ -44,3 +44,9 @@ def sweep_renewals() -> int:
     for config_variable_id in due:
         renew_config_variable.delay(str(config_variable_id))
     return len(due)
+
+
+@shared_task(name="oauthflow.prune_token_requests")
+def prune_token_requests() -> int:
+    """Delete token requests older than ``TOKEN_REQUEST_RETENTION_DAYS``."""
+    return records.token_requests_prune()

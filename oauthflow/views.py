@@ -15,6 +15,7 @@ from connections.models import Connection, GrantType, Status
 from connections.selectors import customer_for_user
 from connections.services import config_variable_get_or_create, config_variable_transition
 from oauthflow import exchange, tasks
+from oauthflow.diagnosis import classify_callback_error, explain
 from oauthflow.exceptions import AuthorizationDenied, FlowError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,9 @@ def callback(request: HttpRequest) -> HttpResponse:
     try:
         config_variable = exchange.callback_accept(session=request.session, params=params)
     except AuthorizationDenied as exc:
-        messages.error(request, f"The app did not grant access ({exc.error}). {exc.description}")
+        plain = explain(classify_callback_error(exc.error)).customer_message
+        said = f" (The app said: {exc.description})" if exc.description else ""
+        messages.error(request, f"{plain}{said}")
         return redirect("connections:portal")
     except FlowError as exc:
         return render(request, "oauthflow/callback_error.html", {"reason": str(exc)}, status=400)

@@ -1,0 +1,323 @@
+"""Diagnosis: every failure the troubleshooting guide teaches a human to debug, named.
+
+Outcomes are classified into a key (``classify_attempt``, ``classify_chain``,
+``classify_callback_error``); ``explain`` turns a key into a specific message and a fix
+for admins and operators, and a plain sentence for customers. Keys are stored (on token
+requests and ConfigVariables), explanations are rendered when shown, so they always name
+the App's current token URL and the callback URL to register.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+FORMAT_ERRORS = frozenset({"unsupported_grant_type", "invalid_request"})
+TRANSPORT_KEYS = {
+    "timeout": "timeout",
+    "tls": "tls_error",
+    "dns": "dns_error",
+    "connection": "connection_error",
+}
+CALLBACK_ERRORS = frozenset(
+    {
+        "access_denied",
+        "invalid_scope",
+        "unauthorized_client",
+        "invalid_request",
+        "server_error",
+        "temporarily_unavailable",
+        "unsupported_response_type",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one token request produced, as the classifier needs it.
+
+    ``status`` is the HTTP status (None: no reply), ``error`` the RFC 6749 §5.2 code or
+    the transport failure kind, ``outcome`` one of ``oauthflow.models.Outcome``.
+    """
+
+    flavor: int
+    status: int | None
+    error: str
+    outcome: str
+    content_type: str = ""
+    text: str = ""  # the error description or reply excerpt (redacted)
+
+    @property
+    def is_json_flavor(self) -> bool:
+        return self.flavor in (2, 4, 6)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A diagnosis: ``message`` says what went wrong, ``fix`` what to change (both for
+    admins); ``customer_message`` is the plain-language version for customers."""
+
+    key: str
+    message: str
+    fix: str
+    customer_message: str
+
+
+_RECONNECT = "Please press Reconnect; if that fails too, contact your administrator."
+_ADMIN = "Your administrator has been told what to fix; please try again later."
+
+# key → (message, fix, customer message). Placeholders: {token_url}, {callback_url},
+# {detail}, {offline_hint}.
+DIAGNOSES: dict[str, tuple[str, str, str]] = {
+    "ok": ("The token request succeeded.", "Nothing to do.", "Connected."),
+    "wrong_token_url": (
+        "The token URL answered 404/405: {token_url} is not the app's token endpoint.",
+        "Check the token URL in the app's OAuth documentation (often …/oauth/token or "
+        "…/oauth2/token) and correct it on the App.",
+        _ADMIN,
+    ),
+    "bad_client_credentials": (
+        "The app rejected the client ID or secret (invalid_client / 401) on every flavor "
+        "it could read.{detail}",
+        "Copy the client ID and secret again from the app's developer console; check for "
+        "leading or trailing whitespace and that the secret was not rotated.",
+        _ADMIN,
+    ),
+    "code_rejected": (
+        "The app refused the authorization code (invalid_grant): it expired, was already "
+        "used, or the redirect URI differs from the one registered. Ours is {callback_url}."
+        "{detail}",
+        "No flavor fixes this, so the chain stopped. Make sure {callback_url} is registered "
+        "at the app exactly, then have the customer connect again.",
+        "The sign-in took too long or was already used. " + _RECONNECT,
+    ),
+    "redirect_uri_mismatch": (
+        "The app says the redirect URI does not match the one registered. Ours is "
+        "{callback_url}.{detail}",
+        "Register {callback_url} at the app exactly (scheme, host, path, no trailing slash "
+        "unless ours has one). No flavor fixes this, so the chain stopped.",
+        "The app is not set up to send you back here yet. " + _ADMIN,
+    ),
+    "not_a_token_endpoint": (
+        "{token_url} answered with an HTML page, not a token response: it is a web page "
+        "(a login or docs page), not the token endpoint.",
+        "Use the app's token endpoint URL (an API URL, not the authorize or login page).",
+        _ADMIN,
+    ),
+    "not_a_token_reply": (
+        "The reply from {token_url} is not a token response (no access_token).{detail}",
+        "Replay the request with the copy-as-curl command and read the reply; check the "
+        "token URL and the App's extra token parameters.",
+        _ADMIN,
+    ),
+    "format_rejected": (
+        "The app could not read this flavor's body (415, or a form-only endpoint refusing "
+        "JSON). That is expected: the chain moves on to the next flavor.",
+        "Nothing to do for this attempt.",
+        "Connecting…",
+    ),
+    "all_formats_rejected": (
+        "The app rejected the body format of every flavor.{detail}",
+        "Read the replies in the token requests below; the app may need extra token "
+        "parameters or headers (set them on the App).",
+        _ADMIN,
+    ),
+    "server_error": (
+        "The app's token endpoint failed (HTTP 5xx).{detail}",
+        "A problem at the app: renewals retry with backoff. If it persists, check the app's "
+        "status page.",
+        "The app is having trouble right now; we will keep trying.",
+    ),
+    "rate_limited": (
+        "The app is rate-limiting us (HTTP 429).{detail}",
+        "Renewals wait for Retry-After and back off; reduce how often this App is called.",
+        "The app asked us to slow down; we will retry shortly.",
+    ),
+    "timeout": (
+        "No reply from {token_url} within the timeout.",
+        "Check that the app is up and reachable from the workers; raise OAUTH_HTTP_TIMEOUT "
+        "if it is just slow.",
+        "The app did not answer in time; we will keep trying.",
+    ),
+    "tls_error": (
+        "The TLS handshake with {token_url} failed (certificate or protocol).",
+        "Check the token URL's host name and that its certificate is valid.",
+        _ADMIN,
+    ),
+    "dns_error": (
+        "The host name in {token_url} does not resolve (DNS).",
+        "Check the token URL for typos.",
+        _ADMIN,
+    ),
+    "connection_error": (
+        "Could not connect to {token_url} (refused or unreachable).",
+        "Check the token URL's host and port, and that the workers can reach it.",
+        "The app could not be reached; we will keep trying.",
+    ),
+    "unauthorized_client": (
+        "The app says this client may not use this grant type (unauthorized_client).{detail}",
+        "Enable the grant (authorization code, refresh token or client credentials) for "
+        "this client in the app's developer console.",
+        _ADMIN,
+    ),
+    "invalid_scope": (
+        "The app rejected the requested scopes (invalid_scope).{detail}",
+        "Remove or correct the scopes on the Connection (check the app's scope names).",
+        _ADMIN,
+    ),
+    "refresh_token_revoked": (
+        "The refresh token was refused (invalid_grant): revoked by the user or the app, "
+        "expired, or already used (rotating refresh tokens).{detail}",
+        "The customer must reconnect. If it recurs, the app may expire refresh tokens "
+        "without {offline_hint}.",
+        "Your connection has expired or was revoked. Please press Reconnect.",
+    ),
+    "no_refresh_token": (
+        "The app returned no refresh token, so the connection stops working when the "
+        "access token expires.",
+        "Ask for offline access: {offline_hint}.",
+        "This connection will need to be renewed by hand when it expires.",
+    ),
+    "rejected": (
+        "The app rejected the token request.{detail}",
+        "Read the reply in the token requests below and replay it with copy-as-curl.",
+        _ADMIN,
+    ),
+    # Errors the app sends back to the callback (RFC 6749 §4.1.2.1).
+    "callback_access_denied": (
+        "The user (or the app's policy) refused consent (access_denied).{detail}",
+        "Nothing to fix unless the app's admin blocks this client; the customer can try again.",
+        "Access was not granted, so nothing was connected. Press Try again when you are "
+        "ready to allow access.",
+    ),
+    "callback_invalid_scope": (
+        "The app refused the requested scopes at consent (invalid_scope).{detail}",
+        "Correct the scopes on the Connection or the App's default scopes.",
+        "The app did not accept the permissions we asked for. " + _ADMIN,
+    ),
+    "callback_unauthorized_client": (
+        "The app does not allow this client to use the authorization-code flow "
+        "(unauthorized_client).{detail}",
+        "Enable the authorization-code grant for this client at the app.",
+        "The app is not set up to allow this connection yet. " + _ADMIN,
+    ),
+    "callback_invalid_request": (
+        "The app rejected the authorization request (invalid_request): often an unknown "
+        "client ID or a redirect URI that is not registered. Ours is {callback_url}.{detail}",
+        "Check the client ID (no whitespace) and register {callback_url} at the app.",
+        "The app could not start the sign-in. " + _ADMIN,
+    ),
+    "callback_server_error": (
+        "The app's authorization server failed (server_error).{detail}",
+        "A problem at the app; try again later.",
+        "The app had a problem. Please try again in a few minutes.",
+    ),
+    "callback_temporarily_unavailable": (
+        "The app's authorization server is temporarily unavailable.{detail}",
+        "Try again later.",
+        "The app is busy right now. Please try again in a few minutes.",
+    ),
+    "callback_unsupported_response_type": (
+        "The app does not support response_type=code.{detail}",
+        "Check that the app supports the authorization-code flow for this client.",
+        "The app could not start the sign-in. " + _ADMIN,
+    ),
+    "callback_error": (
+        "The app returned an error on the callback.{detail}",
+        "Read the error and its description; see the app's OAuth documentation.",
+        "The app did not complete the sign-in. Please try again.",
+    ),
+}
+
+
+def _mentions_redirect(text: str) -> bool:
+    lowered = text.lower()
+    return "redirect" in lowered and ("uri" in lowered or "url" in lowered)
+
+
+def classify_attempt(attempt: Attempt, *, kind: str) -> str:
+    """The diagnosis key of one token request (see ``DIAGNOSES``)."""
+    if attempt.outcome == "success":
+        return "ok"
+    if attempt.status is None:
+        return TRANSPORT_KEYS.get(attempt.error, "connection_error")
+    if attempt.status in (404, 405):
+        return "wrong_token_url"
+    if attempt.status == 429:
+        return "rate_limited"
+    if attempt.status >= 500:
+        return "server_error"
+    if attempt.status == 415 or (
+        attempt.is_json_flavor and (attempt.error in FORMAT_ERRORS or not attempt.error)
+    ):
+        return "format_rejected"
+    if attempt.error == "invalid_client" or attempt.status == 401:
+        return "bad_client_credentials"
+    if attempt.error in ("invalid_grant", "invalid_request") and _mentions_redirect(attempt.text):
+        return "redirect_uri_mismatch"
+    if attempt.error == "invalid_grant":
+        return "code_rejected" if kind == "exchange" else "refresh_token_revoked"
+    if attempt.error in ("unauthorized_client", "invalid_scope"):
+        return attempt.error
+    if attempt.outcome == "not_a_token_reply":
+        html = "html" in attempt.content_type or attempt.text.lstrip().startswith("<")
+        return "not_a_token_endpoint" if html else "not_a_token_reply"
+    return "rejected"
+
+
+def classify_chain(attempts: Iterable[Attempt], *, kind: str) -> str:
+    """The diagnosis key of a whole chain: what all its attempts say together.
+
+    A flavor the app cannot read says nothing about the credentials, so
+    ``format_rejected`` attempts count only when every attempt was one.
+    """
+    keys = [classify_attempt(attempt, kind=kind) for attempt in attempts]
+    if not keys:
+        return "rejected"
+    if "ok" in keys:
+        return "ok"
+    meaningful = [key for key in keys if key != "format_rejected"]
+    if not meaningful:
+        return "all_formats_rejected"
+    return Counter(meaningful).most_common(1)[0][0] if len(set(meaningful)) > 1 else meaningful[0]
+
+
+def classify_callback_error(error: str) -> str:
+    """The diagnosis key for ``error=`` on the callback (RFC 6749 §4.1.2.1)."""
+    return f"callback_{error}" if error in CALLBACK_ERRORS else "callback_error"
+
+
+def offline_hint(app: object | None) -> str:
+    """How this App is asked for a refresh token, in words."""
+    strategy = getattr(app, "offline_strategy", "offline_access")
+    if strategy == "offline_access":
+        return "add the offline_access scope to the Connection or the App's default scopes"
+    if strategy == "none":
+        return "check the app's documentation for how it grants offline access"
+    return f"the App's offline switch ({strategy}) must be sent"
+
+
+def explain(key: str, *, app: object | None = None, detail: str = "") -> Diagnosis:
+    """The ``Diagnosis`` for ``key``, naming ``app``'s URLs; ``detail`` is appended to the
+    admin message (say the app's error description). Unknown keys explain as
+    ``rejected``."""
+    message, fix, customer = DIAGNOSES.get(key, DIAGNOSES["rejected"])
+    values = {
+        "token_url": getattr(app, "token_url", "") or "the token URL",
+        "callback_url": settings.OAUTH_PUBLIC_CALLBACK_URL,
+        "detail": f" {detail.strip()}" if detail.strip() else "",
+        "offline_hint": offline_hint(app),
+    }
+    extra = ""
+    if key == "bad_client_credentials" and app is not None:
+        warnings = getattr(app, "credential_whitespace_warnings", [])
+        extra = " " + " ".join(warnings) if warnings else ""
+    return Diagnosis(
+        key=key if key in DIAGNOSES else "rejected",
+        message=message.format(**values) + extra,
+        fix=fix.format(**values),
+        customer_message=customer,
+    )

@@ -1,0 +1,79 @@
+"""Reading and pruning the token-request log, and checking an App's credentials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from connections.models import App
+from oauthflow.chain import run_token_chain
+from oauthflow.diagnosis import Diagnosis, explain
+from oauthflow.exceptions import ProviderError
+from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
+
+
+def token_requests_prune(*, older_than_days: int | None = None) -> int:
+    """Delete token requests older than ``older_than_days`` (default
+    ``TOKEN_REQUEST_RETENTION_DAYS``); returns how many were deleted."""
+    days = settings.TOKEN_REQUEST_RETENTION_DAYS if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = TokenRequest.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def last_failed_chain(*, app: App) -> list[TokenRequest]:
+    """The attempts of the App's most recent chain that ended without tokens, in order."""
+    failed = (
+        TokenRequest.objects.filter(app=app)
+        .exclude(
+            chain_id__in=TokenRequest.objects.filter(app=app, outcome=Outcome.SUCCESS).values(
+                "chain_id"
+            )
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if failed is None:
+        return []
+    return list(
+        TokenRequest.objects.filter(chain_id=failed.chain_id)
+        .select_related("app")
+        .order_by("created_at", "id")
+    )
+
+
+@dataclass(frozen=True)
+class AppCheck:
+    """The outcome of trying an App's client credentials: ``ok``, the diagnosis, and
+    how many token requests it took (each is in the log)."""
+
+    ok: bool
+    diagnosis: Diagnosis
+    attempts: int
+
+
+def app_test_client_credentials(*, app: App) -> AppCheck:
+    """Request a client-credentials token (RFC 6749 §4.4.2) and throw it away.
+
+    Shows whether the token URL, client ID and secret work before any customer connects.
+    """
+    fields = {
+        "grant_type": "client_credentials",
+        "scope": (app.scope_separator or " ").join(app.default_scopes.split()),
+        **{str(k): str(v) for k, v in (app.extra_token_params or {}).items()},
+    }
+    before = TokenRequest.objects.filter(app=app).count()
+    try:
+        run_token_chain(app=app, fields=fields, kind=TokenRequestKind.CLIENT_CREDENTIALS)
+    except ProviderError as exc:
+        attempts = TokenRequest.objects.filter(app=app).count() - before
+        return AppCheck(
+            ok=False,
+            diagnosis=explain(exc.diagnosis, app=app, detail=str(exc)[:300]),
+            attempts=attempts,
+        )
+    attempts = TokenRequest.objects.filter(app=app).count() - before
+    return AppCheck(ok=True, diagnosis=explain("ok", app=app), attempts=attempts)
