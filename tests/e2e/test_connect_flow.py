@@ -176,6 +176,7 @@ def test_a_wrong_client_secret_fails_every_flavor_with_invalid_client(
     cv = ConfigVariable.objects.get(connection=connection)
     assert cv.status == Status.ERROR
     assert "invalid_client" in cv.last_error
+    assert cv.diagnosis == "bad_client_credentials"
     assert cv.access_token is None
     assert cv.pending_code is None
     rows = TokenRequest.objects.filter(config_variable=cv)
@@ -192,6 +193,30 @@ def test_a_wrong_client_secret_fails_every_flavor_with_invalid_client(
         5: "invalid_client",
         6: "unsupported_grant_type",
     }
+    diagnoses = {r.flavor: r.diagnosis for r in rows}
+    assert diagnoses == {
+        f: "bad_client_credentials" if f % 2 else "format_rejected" for f in diagnoses
+    }
+
+
+def test_the_second_exchange_for_an_app_makes_one_token_request(
+    browser: Browser, connection: Connection
+) -> None:
+    _connect(browser, connection)
+    connection.app.refresh_from_db()
+    assert connection.app.preferred_flavor == 1
+    cv = ConfigVariable.objects.get(connection=connection)
+    first = TokenRequest.objects.filter(config_variable=cv).count()
+
+    # Reconnect: a second code, a second exchange.
+    authorize_url = browser.press_connect(connection.slug)
+    reply = browser.get(browser.consent_at_sandbox(authorize_url), allow_redirects=False)
+
+    assert reply.status_code == 302
+    cv.refresh_from_db()
+    assert cv.status == Status.CONNECTED, cv.last_error
+    second = TokenRequest.objects.filter(config_variable=cv, kind=TokenRequestKind.EXCHANGE)
+    assert second.count() - first == 1
 
 
 @pytest.mark.parametrize(
