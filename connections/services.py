@@ -122,6 +122,11 @@ def config_variable_store_tokens(
         config_variable=config_variable,
         has_refresh_token=bool(refresh_token or config_variable.refresh_token),
     )
+    if not expires_in:
+        warnings.append(
+            "The app gave no expires_in, so the access token is treated as never expiring "
+            "and is not renewed on a schedule."
+        )
     if scope is not None and set(requested.split()) - set(scope.replace(",", " ").split()):
         missing = sorted(set(requested.split()) - set(scope.replace(",", " ").split()))
         warnings.append(f"The app did not grant: {' '.join(missing)}.")

@@ -113,3 +113,60 @@ def test_config_variable_page_shows_fingerprints_not_tokens(admin_client, data):
 def test_customer_add_page_renders(admin_client):
     CustomerFactory()
     assert admin_client.get(reverse("admin:connections_customer_add")).status_code == 200
+
+
+def test_token_request_page_shows_diagnosis_and_curl_without_secrets(admin_client):
+    import responses as rsps
+
+    from oauthflow.chain import run_token_chain
+    from oauthflow.exceptions import ProviderError
+    from oauthflow.models import TokenRequest
+
+    app = AppFactory(client_secret="top-secret-value")
+    with rsps.RequestsMock() as mock:
+        mock.post(app.token_url, status=404, body="<html>Not found</html>")
+        with pytest.raises(ProviderError):
+            run_token_chain(
+                app=app,
+                fields={"grant_type": "authorization_code", "code": "the-code-1"},
+                kind="exchange",
+            )
+    record = TokenRequest.objects.filter(flavor=1).get()
+    html = admin_client.get(
+        reverse("admin:oauthflow_tokenrequest_change", args=[record.pk])
+    ).content.decode()
+    assert "is not the app&#x27;s token endpoint" in html
+    assert "curl -X POST" in html
+    assert "$CLIENT_SECRET" in html
+    assert "top-secret-value" not in html
+    assert "the-code-1" not in html
+    app_html = admin_client.get(
+        reverse("admin:connections_app_change", args=[app.pk])
+    ).content.decode()
+    assert "Export the last failed chain" in app_html
+    export = admin_client.get(reverse("admin:connections_app_postman", args=[app.pk]))
+    assert export["Content-Type"] == "application/json"
+    assert len(export.json()["item"]) == 6
+    assert b"top-secret-value" not in export.content
+
+
+def test_test_client_credentials_action_reports_the_diagnosis(admin_client):
+    import responses as rsps
+
+    app = AppFactory(grant_type="client_credentials", client_secret="bad")
+    with rsps.RequestsMock() as mock:
+        mock.post(app.token_url, status=401, json={"error": "invalid_client"})
+        response = admin_client.post(
+            reverse("admin:connections_app_changelist"),
+            {"action": "test_client_credentials", "_selected_action": [app.pk]},
+            follow=True,
+        )
+    text = response.content.decode()
+    assert "rejected the client ID or secret" in text
+    assert "6 token request(s)" in text
+
+
+def test_authorize_url_preview_on_the_app_page(admin_client):
+    app = AppFactory(client_id="abc-123", use_pkce=True)
+    html = admin_client.get(reverse("admin:connections_app_change", args=[app.pk])).content.decode()
+    assert "https://auth.example.com/authorize?response_type=code&amp;client_id=abc-123" in html

@@ -164,3 +164,23 @@ def test_a_failed_first_client_credentials_fetch_ends_in_error_not_connecting():
     cv.refresh_from_db()
     assert cv.status == Status.ERROR
     assert "invalid_client" in cv.last_error
+
+
+def test_no_expires_in_means_never_scheduled_and_says_so():
+    cv = ConfigVariableFactory(status=Status.EXCHANGING)
+    config_variable_store_tokens(
+        config_variable=cv,
+        access_token="a",
+        refresh_token="r",
+        token_type="bearer",
+        expires_in=None,
+        scope="widgets:read",
+        extra={"instance_url": "https://x"},
+        reason="t",
+    )
+    cv.refresh_from_db()
+    assert (cv.expires_at, cv.refresh_at) == (None, None)
+    assert any("never expiring" in w for w in cv.warnings)
+    assert any("did not grant: offline_access widgets:write" in w for w in cv.warnings)
+    assert cv.scopes_granted == "widgets:read"
+    assert cv.token_extra == {"instance_url": "https://x"}
