@@ -110,6 +110,9 @@ OAUTH_PUBLIC_CALLBACK_URL = env.str(
 OAUTH_STATE_MAX_AGE = env.int("OAUTH_STATE_MAX_AGE", default=600)  # seconds
 # http:// authorize and token URLs are accepted only for loopback hosts, and only when on.
 OAUTH_ALLOW_HTTP_LOOPBACK = env.bool("OAUTH_ALLOW_HTTP_LOOPBACK", default=DEBUG)
+# Token requests to private, loopback or link-local addresses (SSRF) only when on.
+OAUTH_ALLOW_PRIVATE_NETWORKS = env.bool("OAUTH_ALLOW_PRIVATE_NETWORKS", default=DEBUG)
+OAUTH_MAX_RESPONSE_BYTES = env.int("OAUTH_MAX_RESPONSE_BYTES", default=1_048_576)
 OAUTH_HTTP_TIMEOUT = env.float("OAUTH_HTTP_TIMEOUT", default=10.0)  # seconds per attempt
 OAUTH_EXPIRY_MARGIN = env.int("OAUTH_EXPIRY_MARGIN", default=30)  # seconds
 # Renew this long before expiry: a share of the token's lifetime, clamped (seconds).

@@ -6,9 +6,7 @@ are encrypted at rest by django-fernet-encrypted-fields with ``FIELD_ENCRYPTION_
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,6 +14,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from encrypted_fields.fields import EncryptedTextField
+
+from oauthflow.netguard import scheme_problem
 
 
 class GrantType(models.TextChoices):
@@ -40,19 +40,9 @@ OFFLINE_SCOPE = "offline_access"
 
 def _validate_endpoint_url(value: str) -> None:
     """https only; http for loopback hosts when OAUTH_ALLOW_HTTP_LOOPBACK is on."""
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname and settings.OAUTH_ALLOW_HTTP_LOOPBACK:
-        host = parts.hostname
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if loopback:
-            return
-        raise ValidationError(f"http:// is allowed for loopback hosts only, not {host!r}.")
-    raise ValidationError("Use an https:// URL (http:// only for local development).")
+    problem = scheme_problem(value)
+    if problem:
+        raise ValidationError(problem)
 
 
 class Customer(models.Model):

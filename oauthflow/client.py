@@ -15,6 +15,7 @@ import requests
 from django.conf import settings
 
 from oauthflow.exceptions import ProviderUnavailable
+from oauthflow.netguard import BlockedDestination, check_destination
 
 USER_AGENT = "connection-portal/0.1 (+OAuth 2.0 connection portal)"
 
@@ -34,7 +35,8 @@ class HttpReply:
 
 
 class TransportError(ProviderUnavailable):
-    """No HTTP reply: ``kind`` is ``timeout``, ``tls``, ``dns`` or ``connection``."""
+    """No HTTP reply: ``kind`` is ``timeout``, ``tls``, ``dns``, ``connection`` or
+    ``blocked`` (refused before sending; see ``oauthflow.netguard``)."""
 
     def __init__(self, message: str, *, url: str, kind: str, duration_ms: int) -> None:
         self.kind = kind
@@ -74,11 +76,16 @@ def post(
     (default ``OAUTH_HTTP_TIMEOUT``).
     """
     timeout = settings.OAUTH_HTTP_TIMEOUT if timeout is None else timeout
+    try:
+        check_destination(url)
+    except BlockedDestination as exc:
+        raise TransportError(str(exc), url=url, kind="blocked", duration_ms=0) from exc
     started = time.monotonic()
     try:
-        response = token_session().post(
-            url, headers=headers, data=body, timeout=timeout, allow_redirects=False
-        )
+        with token_session().post(
+            url, headers=headers, data=body, timeout=timeout, allow_redirects=False, stream=True
+        ) as response:
+            content = _read_capped(response)
     except requests.RequestException as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         kind = _transport_kind(exc)
@@ -89,6 +96,20 @@ def post(
     return HttpReply(
         status=response.status_code,
         headers={name.lower(): value for name, value in response.headers.items()},
-        body=response.content,
+        body=content,
         duration_ms=elapsed,
     )
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    """The body, at most ``OAUTH_MAX_RESPONSE_BYTES``: a token reply is small, and a
+    huge one must not exhaust a worker's memory. Past the cap the body is cut off, which
+    makes it unparseable and so a clear "not a token response"."""
+    limit = settings.OAUTH_MAX_RESPONSE_BYTES
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(chunks)[: limit + 1]

@@ -21,6 +21,7 @@ TRANSPORT_KEYS = {
     "tls": "tls_error",
     "dns": "dns_error",
     "connection": "connection_error",
+    "blocked": "blocked_destination",
 }
 CALLBACK_ERRORS = frozenset(
     {
@@ -156,6 +157,12 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
         "Could not connect to {token_url} (refused or unreachable).",
         "Check the token URL's host and port, and that the workers can reach it.",
         "The app could not be reached; we will keep trying.",
+    ),
+    "blocked_destination": (
+        "The request to {token_url} was refused before sending.{detail}",
+        "Use the app's public https token URL. Private, loopback and link-local addresses "
+        "are refused in production (SSRF protection; OAUTH_ALLOW_PRIVATE_NETWORKS).",
+        _ADMIN,
     ),
     "unauthorized_client": (
         "The app says this client may not use this grant type (unauthorized_client).{detail}",
