@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from encrypted_fields.fields import EncryptedTextField
 
+from connections.fields import SecretField
 from oauthflow.netguard import scheme_problem
 
 
@@ -92,7 +92,7 @@ class App(models.Model):
     )
     token_url = models.URLField(max_length=2000, validators=[_validate_endpoint_url])
     client_id = models.CharField(max_length=500)
-    client_secret = EncryptedTextField(blank=True)
+    client_secret = SecretField(blank=True, null=True)  # null: a public client
     default_scopes = models.CharField(
         max_length=2000, blank=True, help_text="Space-separated, e.g. 'read write offline_access'."
     )
@@ -209,8 +209,8 @@ class ConfigVariable(models.Model):
         Connection, on_delete=models.CASCADE, related_name="config_variables"
     )
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
-    access_token = EncryptedTextField(blank=True, null=True)
-    refresh_token = EncryptedTextField(blank=True, null=True)
+    access_token = SecretField(blank=True, null=True)
+    refresh_token = SecretField(blank=True, null=True)
     token_type = models.CharField(max_length=40, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     refresh_at = models.DateTimeField(null=True, blank=True)
@@ -224,8 +224,8 @@ class ConfigVariable(models.Model):
         max_length=64, blank=True, help_text="Why the last attempt failed (a diagnosis key)."
     )
     # In-flight authorization: encrypted, cleared once the exchange ends.
-    pending_code = EncryptedTextField(blank=True, null=True)
-    code_verifier = EncryptedTextField(blank=True, null=True)
+    pending_code = SecretField(blank=True, null=True)
+    code_verifier = SecretField(blank=True, null=True)
     # Renewal claim: the worker holding lease_token may spend the refresh token until
     # lease_expires_at; an expired lease can be taken over after a crash.
     lease_token = models.UUIDField(null=True, blank=True, editable=False)

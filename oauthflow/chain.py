@@ -140,7 +140,7 @@ def run_token_chain(
     order = flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor)
     for number, flavor in enumerate(order, start=1):
         spec = build_token_request(
-            flavor, client_id=app.client_id, client_secret=app.client_secret, fields=fields
+            flavor, client_id=app.client_id, client_secret=app.client_secret or "", fields=fields
         )
         headers = {**(app.extra_token_headers or {}), **spec.headers}
         logger.info(
