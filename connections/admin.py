@@ -130,6 +130,32 @@ class AppAdmin(admin.ModelAdmin):
         ("Troubleshooting", {"fields": ("recent_token_requests",)}),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: App | None = None) -> tuple:
+        # View-only staff (operators) would see every field rendered read-only, the
+        # secret included: show whether one is set instead.
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        return tuple(
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(
+                        "client_secret_status" if f == "client_secret" else f
+                        for f in options["fields"]
+                    ),
+                },
+            )
+            for name, options in self.fieldsets
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: App | None = None) -> tuple:
+        return (*self.readonly_fields, "client_secret_status")
+
+    @admin.display(description="Client secret")
+    def client_secret_status(self, obj: App | None) -> str:
+        return "set (write-only)" if obj is not None and obj.client_secret else "not set"
+
     @admin.display(description="Callback URL to register at the app")
     def callback_url_to_register(self, obj: App | None) -> str:
         return format_html("<code>{}</code>", callback_url())
@@ -192,7 +218,10 @@ class AppAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="{app.slug}-last-failed.json"'
         return response
 
-    @admin.action(description="Test client credentials (request a token, then discard it)")
+    @admin.action(
+        description="Test client credentials (request a token, then discard it)",
+        permissions=["change"],
+    )
     def test_client_credentials(self, request: HttpRequest, queryset: QuerySet[App]) -> None:
         for app in queryset:
             check = app_test_client_credentials(app=app)
@@ -312,13 +341,13 @@ class ConfigVariableAdmin(admin.ModelAdmin):
     def refresh_token_fingerprint(self, obj: ConfigVariable) -> str:
         return fingerprint(obj.refresh_token)
 
-    @admin.action(description="Renew now")
+    @admin.action(description="Renew now", permissions=["change"])
     def renew_now(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:
         for pk in queryset.values_list("pk", flat=True):
             renew_config_variable.delay(str(pk), force=True)
         self.message_user(request, f"Renewal queued for {queryset.count()} connection(s).")
 
-    @admin.action(description="Disconnect (forget tokens)")
+    @admin.action(description="Disconnect (forget tokens)", permissions=["change"])
     def disconnect(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:
         for config_variable in queryset:
             config_variable_disconnect(

@@ -214,7 +214,7 @@ class ConfigVariable(models.Model):
     token_type = models.CharField(max_length=40, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     refresh_at = models.DateTimeField(null=True, blank=True)
-    scopes_granted = models.CharField(max_length=2000, blank=True)
+    scopes_granted = models.TextField(blank=True)
     token_extra = models.JSONField(
         default=dict, blank=True, help_text="Extra fields of the token response, no tokens."
     )

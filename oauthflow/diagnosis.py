@@ -269,7 +269,7 @@ def classify_attempt(attempt: Attempt, *, kind: str) -> str:
         return "code_rejected" if kind == "exchange" else "refresh_token_revoked"
     if attempt.error in ("unauthorized_client", "invalid_scope"):
         return attempt.error
-    if attempt.outcome == "not_a_token_reply":
+    if attempt.outcome == "not_a_token_reply" or not attempt.error:
         html = "html" in attempt.content_type or attempt.text.lstrip().startswith("<")
         return "not_a_token_endpoint" if html else "not_a_token_reply"
     return "rejected"

@@ -65,7 +65,7 @@ def redact_body(body: bytes, secrets: Iterable[str | None]) -> str:
     text = body.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         text = json.dumps(redact_fields(data), sort_keys=True)

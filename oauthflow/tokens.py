@@ -45,7 +45,7 @@ def decode_body(reply: HttpReply) -> dict[str, Any] | None:
     if text.startswith("{"):
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return None
         return data if isinstance(data, dict) else None
     if reply.content_type in ("application/x-www-form-urlencoded", "text/plain") and "=" in text:
@@ -95,9 +95,29 @@ def parse_token_response(reply: HttpReply, *, url: str = "") -> TokenResponse:
         scope = " ".join(str(item) for item in scope)
     return TokenResponse(
         access_token=token,
-        token_type=(_text(data.get("token_type")) or "bearer").lower(),
+        token_type=(_text(data.get("token_type")) or "bearer").lower()[:40],
         expires_in=_expires_in(data.get("expires_in")),
         refresh_token=_text(data.get("refresh_token")),
         scope=_text(scope),
-        extra={k: v for k, v in data.items() if k not in STANDARD_FIELDS},
+        extra=_bounded_extra(data),
     )
+
+
+EXTRA_LIMIT = 4096  # characters of JSON kept per extra field
+
+
+def _bounded_extra(data: dict[str, Any]) -> dict[str, Any]:
+    """Non-standard fields worth keeping (``instance_url``), each at most ``EXTRA_LIMIT``
+    characters as JSON; anything bigger is an app's oddity, not configuration."""
+    kept = {}
+    for name, value in data.items():
+        if name in STANDARD_FIELDS or not isinstance(name, str) or len(name) > 100:
+            continue
+        if any(word in name.lower() for word in ("token", "secret", "password")):
+            continue  # an app-specific credential: never kept in the clear
+        try:
+            if len(json.dumps(value)) <= EXTRA_LIMIT:
+                kept[name] = value
+        except (TypeError, ValueError, RecursionError):
+            continue
+    return kept
