@@ -219,9 +219,9 @@ def check_host(host: str, *, allow_remote: bool = False) -> None:
     if not loopback:
         raise RemoteHostRefused(
             f"Refusing to listen on {host}: it is not a loopback address, so other machines "
-            "could send requests to this endpoint and read its replies, and what it prints "
-            "(credentials as received) would come from anyone. Use 127.0.0.1 or ::1, or pass "
-            "--allow-remote if that is really what you want."
+            "could reach this endpoint, which answers anyone and prints what they send, "
+            "credentials included. Use 127.0.0.1 or ::1, or pass --allow-remote if that is "
+            "really what you want."
         )
 
 
