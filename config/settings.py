@@ -123,6 +123,7 @@ RENEWAL_JITTER = env.int("RENEWAL_JITTER", default=15)  # seconds, added at rand
 RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=120)
 RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # seconds
 RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
+RENEWAL_SWEEP_MAX_BATCHES = env.int("RENEWAL_SWEEP_MAX_BATCHES", default=100)
 RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
 TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
@@ -170,6 +171,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+
+# --- Mail and alerts --------------------------------------------------------------------
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="connection-portal@localhost")
+OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

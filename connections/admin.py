@@ -16,9 +16,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from connections.api_keys import api_key_create
 from connections.fingerprints import fingerprint
 from connections.forms import AppForm
 from connections.models import (
+    ApiKey,
     App,
     ConfigVariable,
     Connection,
@@ -355,3 +357,33 @@ class ConfigVariableAdmin(admin.ModelAdmin):
                 reason=f"Disconnected by {request.user} in the admin.",
             )
         self.message_user(request, f"Disconnected {queryset.count()} connection(s).")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys for the token API. The key is shown once, on creation; only a hash is kept."""
+
+    list_display = ("name", "customer", "prefix", "created_at", "last_used_at", "revoked")
+    list_filter = ("revoked", "customer")
+    search_fields = ("name", "prefix", "customer__name")
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
+        if obj is None:
+            return ("customer", "name")
+        return ("customer", "name", "prefix", "created_at", "last_used_at", "revoked")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
+        return self.readonly_fields + (("customer",) if obj else ())
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created, raw = api_key_create(customer=obj.customer, name=obj.name)
+        obj.pk, obj.prefix, obj.key_hash = created.pk, created.prefix, created.key_hash
+        self.message_user(
+            request,
+            f"Copy this API key now; it is not stored and will not be shown again: {raw}",
+            messages.WARNING,
+        )

@@ -230,6 +230,8 @@ class ConfigVariable(models.Model):
     # lease_expires_at; an expired lease can be taken over after a crash.
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set when the sweep enqueues a renewal, cleared when it ends: no duplicate messages.
+    enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
     failure_count = models.PositiveIntegerField(default=0)
     connected_at = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
@@ -283,3 +285,22 @@ class StatusTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status} → {self.to_status}"
+
+
+class ApiKey(models.Model):
+    """A customer's key for the token API. Only a SHA-256 hash is stored; the key is
+    shown once, when created. Keys look like ``cpk_<prefix>_<secret>``."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} (cpk_{self.prefix}_…)"

@@ -22,6 +22,7 @@ from connections.models import (
     Status,
     StatusTransition,
 )
+from connections.notifications import notify_transition
 from oauthflow.diagnosis import explain
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def config_variable_transition(
             to_status=to_status,
             reason=reason[:2000],
         )
+    notify_transition(config_variable=config_variable, from_status=from_status, reason=reason)
     logger.info(
         "connections.config_variable.transition",
         extra={"config_variable": str(config_variable.pk), "from": from_status, "to": to_status},

@@ -40,7 +40,7 @@ def lease_release(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID
     """Give the lease back; False when it had already expired and been taken over."""
     return bool(
         ConfigVariable.objects.filter(pk=config_variable_id, lease_token=lease_token).update(
-            lease_token=None, lease_expires_at=None
+            lease_token=None, lease_expires_at=None, enqueued_at=None
         )
     )
 

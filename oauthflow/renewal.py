@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from connections.models import RENEWABLE_STATUSES, ConfigVariable, GrantType, Status
 from connections.services import config_variable_store_tokens, config_variable_transition
-from oauthflow.chain import run_token_chain
+from oauthflow.chain import ChainResult, run_token_chain
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.exchange import client_credentials_fields
 from oauthflow.lease import lease_claim, lease_release
@@ -35,25 +38,34 @@ from oauthflow.models import TokenRequestKind
 logger = logging.getLogger(__name__)
 
 PERMANENT_REFRESH_ERRORS = frozenset({"invalid_grant", "unauthorized_client"})
+WRITE_ATTEMPTS = 3
 
 
-def renewals_due(*, now: datetime | None = None, limit: int | None = None) -> list[uuid.UUID]:
-    """IDs of ConfigVariables whose ``refresh_at`` has passed, oldest first.
-
-    Reads through the partial index ``config_variable_due``, so the cost follows the
-    number of due rows, not the table size. Rows under a live lease are skipped.
-    """
-    now = now or timezone.now()
-    limit = limit or settings.RENEWAL_SWEEP_BATCH
-    rows = (
+def due_queryset(*, now: datetime) -> QuerySet[ConfigVariable]:
+    """Due rows, oldest first, through the partial index ``config_variable_due`` (its
+    cost follows the due rows, not the table). Rows under a live lease, or enqueued
+    within the last ``RENEWAL_LEASE_SECONDS``, are left out."""
+    recently = now - timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
+    return (
         ConfigVariable.objects.filter(
             status__in=RENEWABLE_STATUSES, refresh_at__isnull=False, refresh_at__lte=now
         )
         .exclude(lease_expires_at__gte=now)
+        .exclude(enqueued_at__gte=recently)
         .order_by("refresh_at")
-        .values_list("pk", flat=True)[:limit]
     )
-    return list(rows)
+
+
+def renewals_due(*, now: datetime | None = None, limit: int | None = None) -> list[uuid.UUID]:
+    """Claim up to ``limit`` (default ``RENEWAL_SWEEP_BATCH``) due ConfigVariables for
+    enqueueing: their IDs, oldest first, now marked ``enqueued_at`` so the next sweep does
+    not send them again while their renewal is queued."""
+    now = now or timezone.now()
+    limit = limit or settings.RENEWAL_SWEEP_BATCH
+    ids = list(due_queryset(now=now).values_list("pk", flat=True)[:limit])
+    if ids:
+        ConfigVariable.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return ids
 
 
 def backoff_seconds(*, failures: int, retry_after: float | None = None) -> float:
@@ -116,13 +128,69 @@ def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> Conf
     return _record_transient(config_variable, exc)
 
 
-def config_variable_renew(
-    *, config_variable_id: uuid.UUID | str, force: bool = False
-) -> ConfigVariable | None:
-    """Renew one ConfigVariable's access token if it is due (or ``force``).
+def _still_needed(
+    config_variable: ConfigVariable, *, force: bool, if_expiring_within: float | None
+) -> bool:
+    if force:
+        return True
+    now = timezone.now()
+    if config_variable.refresh_at is not None and config_variable.refresh_at <= now:
+        return True
+    if if_expiring_within is not None:
+        expires_in = config_variable.expires_in
+        return not config_variable.access_token or (
+            expires_in is not None and expires_in < if_expiring_within
+        )
+    return False
 
-    Returns the updated ConfigVariable, or None when another worker holds the lease or
-    nothing was due after the claim. Errors are recorded on the row, not raised.
+
+def _store_renewed(
+    config_variable: ConfigVariable, result: ChainResult, kind: str
+) -> ConfigVariable:
+    """Write the new tokens, retrying: a rotated refresh token exists nowhere else."""
+    token = result.token
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return config_variable_store_tokens(
+                config_variable=config_variable,
+                access_token=token.access_token,
+                refresh_token=token.refresh_token,
+                token_type=token.token_type,
+                expires_in=token.expires_in,
+                scope=token.scope,
+                extra=token.extra,
+                reason=f"Access token renewed ({kind}, flavor {result.flavor.number}).",
+            )
+        except DatabaseError:
+            logger.critical(
+                "oauthflow.renewal.write_failed",
+                extra={
+                    "config_variable": str(config_variable.pk),
+                    "attempt": attempt,
+                    "rotated_refresh_token": bool(token.refresh_token),
+                },
+                exc_info=True,
+            )
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            close_old_connections()
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def config_variable_renew(
+    *,
+    config_variable_id: uuid.UUID | str,
+    force: bool = False,
+    if_expiring_within: float | None = None,
+) -> ConfigVariable | None:
+    """Renew one ConfigVariable's access token if it still needs it after the claim:
+    its ``refresh_at`` passed, ``force``, or (``if_expiring_within`` seconds) the token
+    expires that soon.
+
+    Returns the updated ConfigVariable (renewed, or with the failure recorded), or None
+    when another worker holds the lease or nothing was needed after the claim. Provider
+    errors are recorded on the row, not raised.
     """
     lease = lease_claim(config_variable_id=config_variable_id)
     if lease is None:
@@ -131,14 +199,12 @@ def config_variable_renew(
         config_variable = ConfigVariable.objects.select_related("connection__app").get(
             pk=config_variable_id
         )
-        due = (
-            config_variable.refresh_at is not None and config_variable.refresh_at <= timezone.now()
-        )
-        if config_variable.status not in RENEWABLE_STATUSES and not (
+        first_fetch = (
             force and config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
-        ):
+        )
+        if config_variable.status not in RENEWABLE_STATUSES and not first_fetch:
             return None
-        if not (due or force):
+        if not _still_needed(config_variable, force=force, if_expiring_within=if_expiring_within):
             return None
         try:
             kind, fields = _grant_fields(config_variable)
@@ -160,16 +226,6 @@ def config_variable_renew(
                     refresh_at=None,
                 )
             return _renewal_failed(config_variable, exc)
-        token = result.token
-        return config_variable_store_tokens(
-            config_variable=config_variable,
-            access_token=token.access_token,
-            refresh_token=token.refresh_token,
-            token_type=token.token_type,
-            expires_in=token.expires_in,
-            scope=token.scope,
-            extra=token.extra,
-            reason=f"Access token renewed ({kind}, flavor {result.flavor.number}).",
-        )
+        return _store_renewed(config_variable, result, kind)
     finally:
         lease_release(config_variable_id=config_variable_id, lease_token=lease)

@@ -8,6 +8,7 @@ tokens stay encrypted in the database.
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from oauthflow import exchange, records, renewal
 from oauthflow.exceptions import ProviderUnavailable
@@ -39,11 +40,17 @@ def renew_config_variable(config_variable_id: str, force: bool = False) -> str |
 
 @shared_task(name="oauthflow.sweep_renewals")
 def sweep_renewals() -> int:
-    """Enqueue a renewal for every due ConfigVariable (one batch); returns how many."""
-    due = renewal.renewals_due()
-    for config_variable_id in due:
-        renew_config_variable.delay(str(config_variable_id))
-    return len(due)
+    """Enqueue a renewal for every due ConfigVariable, a batch at a time, up to
+    ``RENEWAL_SWEEP_MAX_BATCHES`` batches a run; returns how many were enqueued."""
+    total = 0
+    for _ in range(settings.RENEWAL_SWEEP_MAX_BATCHES):
+        due = renewal.renewals_due()
+        for config_variable_id in due:
+            renew_config_variable.delay(str(config_variable_id))
+        total += len(due)
+        if len(due) < settings.RENEWAL_SWEEP_BATCH:
+            break
+    return total
 
 
 @shared_task(name="oauthflow.prune_token_requests")

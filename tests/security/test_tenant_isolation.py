@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from connections.api_keys import api_key_create
 from connections.models import ConfigVariable, Status
 from tests.factories import ConfigVariableFactory, CustomerFactory, UserFactory
 
@@ -33,7 +34,12 @@ PK_URLS = sorted(name for name, _ in _named_patterns(get_resolver()))
 
 
 def test_the_generated_list_is_not_empty():
-    assert {"connections:detail", "connections:status", "connections:disconnect"} <= set(PK_URLS)
+    assert {
+        "connections:detail",
+        "connections:status",
+        "connections:disconnect",
+        "oauthflow:api_token",
+    } <= set(PK_URLS)
 
 
 @pytest.fixture
@@ -45,8 +51,11 @@ def victim():
 
 @pytest.fixture
 def attacker() -> Client:
-    client = Client()
-    client.force_login(UserFactory(customer=CustomerFactory()))
+    """Another customer's user, signed in and holding that customer's API key."""
+    customer = CustomerFactory()
+    _, key = api_key_create(customer=customer, name="attacker")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    client.force_login(UserFactory(customer=customer))
     return client
 
 
@@ -61,9 +70,10 @@ def test_another_customers_config_variable_is_a_404_and_unchanged(name, method, 
 
 
 @pytest.mark.parametrize("name", PK_URLS)
-def test_anonymous_users_are_sent_to_log_in(name, victim, client):
+def test_anonymous_users_are_sent_to_log_in_or_refused(name, victim, client):
     response = client.get(reverse(name, args=[victim.pk]))
-    assert response.status_code in (302, 405)
+    assert response.status_code in (302, 401, 405)
+    assert b"victim-access-token" not in response.content
     if response.status_code == 302:
         assert response["Location"].startswith(reverse("login"))
 

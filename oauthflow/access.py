@@ -1,0 +1,79 @@
+"""Tokens on demand: a valid access token for an integration, renewed first if needed.
+
+Renewal runs under the same lease as the sweep's, so a caller that arrives while a
+renewal is in flight waits for its result instead of spending the refresh token again.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from connections.models import RENEWABLE_STATUSES, ConfigVariable
+from oauthflow.exceptions import ProviderUnavailable, ReauthorizationRequired
+from oauthflow.renewal import config_variable_renew
+
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A usable access token: ``expires_at`` is UTC (None: no expiry given)."""
+
+    access_token: str
+    token_type: str
+    expires_at: datetime | None
+    scopes: str
+
+
+def _usable(config_variable: ConfigVariable, min_valid_seconds: float) -> bool:
+    expires_in = config_variable.expires_in
+    return bool(config_variable.access_token) and (
+        expires_in is None or expires_in >= min_valid_seconds
+    )
+
+
+def get_access_token(
+    *,
+    config_variable_id: uuid.UUID | str,
+    min_valid_seconds: float = 60,
+    wait_seconds: float = 30,
+) -> AccessToken:
+    """A token valid for at least ``min_valid_seconds``, renewing first if needed.
+
+    Raises ``ConfigVariable.DoesNotExist``; ``ReauthorizationRequired`` when the
+    connection is not connected or its renewal was refused for good;
+    ``ProviderUnavailable`` when renewal failed for now or another worker's renewal did
+    not finish within ``wait_seconds``.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        config_variable = ConfigVariable.objects.get(pk=config_variable_id)
+        if config_variable.status not in RENEWABLE_STATUSES:
+            raise ReauthorizationRequired(
+                f"The connection is {config_variable.get_status_display().lower()}; "
+                "the customer must connect it first.",
+                diagnosis=config_variable.diagnosis,
+            )
+        if _usable(config_variable, min_valid_seconds):
+            return AccessToken(
+                access_token=config_variable.access_token,
+                token_type=config_variable.token_type or "bearer",
+                expires_at=config_variable.expires_at,
+                scopes=config_variable.scopes_granted,
+            )
+        renewed = config_variable_renew(
+            config_variable_id=config_variable_id, if_expiring_within=min_valid_seconds
+        )
+        if renewed is not None and not _usable(renewed, min_valid_seconds):
+            if renewed.status not in RENEWABLE_STATUSES:
+                continue  # raises above with the recorded reason
+            raise ProviderUnavailable(
+                f"Renewal failed for now: {renewed.last_error}", diagnosis=renewed.diagnosis
+            )
+        if renewed is None:
+            if time.monotonic() > deadline:
+                raise ProviderUnavailable("A renewal in progress did not finish in time.")
+            time.sleep(POLL_SECONDS)  # another worker holds the lease: wait for its result

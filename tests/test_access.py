@@ -1,0 +1,139 @@
+"""Tokens on demand and the token API for integrations."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import responses
+from django.core import mail
+from django.db import connection as db_connection
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.api_keys import api_key_create
+from connections.models import Status
+from oauthflow import tasks
+from oauthflow.access import get_access_token
+from oauthflow.exceptions import ReauthorizationRequired
+from oauthflow.lease import lease_claim, lease_release
+from oauthflow.renewal import renewals_due
+from tests.factories import ConfigVariableFactory, CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "https://app.example.com/oauth2/token"
+
+
+def _connected(expires_in_seconds: float, **extra):
+    values = {
+        "status": Status.CONNECTED,
+        "access_token": "old-access",
+        "refresh_token": "old-refresh",
+        "expires_at": timezone.now() + timedelta(seconds=expires_in_seconds),
+        "refresh_at": timezone.now() + timedelta(seconds=max(expires_in_seconds - 60, 1)),
+    }
+    return ConfigVariableFactory(**{**values, **extra})
+
+
+def test_a_fresh_token_is_returned_without_a_request():
+    cv = _connected(3600)
+    with responses.RequestsMock():
+        assert get_access_token(config_variable_id=cv.pk).access_token == "old-access"
+
+
+@responses.activate
+def test_an_expiring_token_is_renewed_first():
+    cv = _connected(10)
+    responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600})
+    assert get_access_token(config_variable_id=cv.pk).access_token == "new-access"
+    assert len(responses.calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_a_caller_arriving_during_a_renewal_waits_for_its_result():
+    cv = _connected(10)
+    responses.post(TOKEN_URL, json={"access_token": "never-fetched", "expires_in": 3600})
+    lease = lease_claim(config_variable_id=cv.pk)  # another worker is renewing
+
+    def finish_the_other_renewal() -> None:
+        cv.access_token = "renewed-elsewhere"
+        cv.expires_at = timezone.now() + timedelta(hours=1)
+        cv.save(update_fields=["access_token", "expires_at"])
+        lease_release(config_variable_id=cv.pk, lease_token=lease)
+        db_connection.close()
+
+    timer = threading.Timer(0.3, finish_the_other_renewal)
+    timer.start()
+    token = get_access_token(config_variable_id=cv.pk, wait_seconds=10)
+    timer.join()
+    assert token.access_token == "renewed-elsewhere"
+    assert len(responses.calls) == 0
+
+
+def test_a_disconnected_connection_needs_reauthorization():
+    cv = _connected(3600)
+    cv.status = Status.REAUTHORIZATION_REQUIRED
+    cv.save()
+    with pytest.raises(ReauthorizationRequired):
+        get_access_token(config_variable_id=cv.pk)
+
+
+@pytest.fixture
+def api(client):
+    cv = _connected(3600)
+    _, key = api_key_create(customer=cv.customer, name="integration")
+    return client, cv, key
+
+
+def test_api_returns_the_token_to_its_own_customer_only(api):
+    client, cv, key = api
+    url = reverse("oauthflow:api_token", args=[cv.pk])
+    response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 200
+    assert response.json()["access_token"] == "old-access"
+    assert response["Cache-Control"] == "no-store"
+    _, other_key = api_key_create(customer=CustomerFactory(), name="other")
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {other_key}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "header", ["", "Bearer", "Bearer cpk_nope_nope", "Basic abc", "Bearer " + "x" * 5000]
+)
+def test_api_without_a_valid_key_is_a_401(api, header):
+    client, cv, _ = api
+    response = client.get(reverse("oauthflow:api_token", args=[cv.pk]), HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert "old-access" not in response.content.decode()
+
+
+def test_api_keys_are_stored_hashed_and_can_be_revoked(api):
+    client, cv, key = api
+    stored = cv.customer.api_keys.get()
+    assert key.split("_")[-1] not in f"{stored.prefix} {stored.key_hash}"
+    stored.revoked = True
+    stored.save()
+    url = reverse("oauthflow:api_token", args=[cv.pk])
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
+
+
+@responses.activate
+def test_the_sweep_does_not_enqueue_a_row_twice_while_queued():
+    _connected(10, refresh_at=timezone.now() - timedelta(seconds=1))
+    assert len(renewals_due()) == 1
+    assert renewals_due() == []  # enqueued, not yet renewed
+
+
+@responses.activate
+def test_operators_are_emailed_when_a_connection_needs_reauthorization(settings):
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    cv = _connected(10, refresh_at=timezone.now() - timedelta(seconds=1))
+    responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
+    tasks.sweep_renewals()
+    cv.refresh_from_db()
+    assert cv.status == Status.REAUTHORIZATION_REQUIRED
+    assert len(mail.outbox) == 1
+    assert "Reauthorization required" in mail.outbox[0].subject
+    assert "old-refresh" not in mail.outbox[0].body
