@@ -24,6 +24,7 @@ from connections.models import (
 )
 from connections.notifications import notify_transition
 from oauthflow.diagnosis import explain
+from oauthflow.tokens import TokenResponse
 
 logger = logging.getLogger(__name__)
 
@@ -94,23 +95,16 @@ def token_warnings(*, config_variable: ConfigVariable, has_refresh_token: bool) 
 
 
 def config_variable_store_tokens(
-    *,
-    config_variable: ConfigVariable,
-    access_token: str,
-    refresh_token: str | None,
-    token_type: str,
-    expires_in: int | None,
-    scope: str | None,
-    extra: dict[str, object],
-    reason: str,
+    *, config_variable: ConfigVariable, token: TokenResponse, reason: str
 ) -> ConfigVariable:
     """Store a token reply and mark the ConfigVariable ``connected``.
 
-    A new ``refresh_token`` replaces the old one in the same write; None keeps the old
+    A new ``refresh_token`` replaces the old one in the same write; none keeps the old
     one (RFC 6749 §6). ``expires_in`` seconds becomes ``expires_at`` (UTC) less
     ``OAUTH_EXPIRY_MARGIN``; no ``expires_in`` means no expiry and no renewal.
     """
     now = timezone.now()
+    refresh_token, expires_in, scope = token.refresh_token, token.expires_in, token.scope
     renewable = bool(refresh_token or config_variable.refresh_token) or (
         config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
     )
@@ -133,12 +127,12 @@ def config_variable_store_tokens(
         missing = sorted(set(requested.split()) - set(scope.replace(",", " ").split()))
         warnings.append(f"The app did not grant: {' '.join(missing)}.")
     changes: dict[str, object] = {
-        "access_token": access_token,
-        "token_type": token_type,
+        "access_token": token.access_token,
+        "token_type": token.token_type,
         "expires_at": expires_at,
         "refresh_at": refresh_at,
         "scopes_granted": (scope.replace(",", " ") if scope is not None else requested),
-        "token_extra": extra,
+        "token_extra": token.extra,
         "warnings": warnings,
         "last_error": "",
         "diagnosis": "",
@@ -153,6 +147,27 @@ def config_variable_store_tokens(
         changes["connected_at"] = now
     return config_variable_transition(
         config_variable=config_variable, to_status=Status.CONNECTED, reason=reason, **changes
+    )
+
+
+def config_variable_fail(
+    *,
+    config_variable: ConfigVariable,
+    to_status: str,
+    reason: str,
+    error: Exception,
+    fallback_diagnosis: str,
+    **changes: object,
+) -> ConfigVariable:
+    """Record a failed token request: ``to_status``, the error as ``last_error`` and its
+    diagnosis key (``error.diagnosis``, else ``fallback_diagnosis``)."""
+    return config_variable_transition(
+        config_variable=config_variable,
+        to_status=to_status,
+        reason=f"{reason}: {error}",
+        last_error=str(error),
+        diagnosis=getattr(error, "diagnosis", "") or fallback_diagnosis,
+        **changes,
     )
 
 

@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from django.contrib.sessions.backends.base import SessionBase
 
 from connections.models import ConfigVariable, GrantType, Status
-from connections.services import config_variable_store_tokens, config_variable_transition
+from connections.services import (
+    config_variable_fail,
+    config_variable_store_tokens,
+    config_variable_transition,
+)
 from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier, scope_string
 from oauthflow.chain import run_token_chain
 from oauthflow.diagnosis import classify_callback_error
@@ -93,13 +97,13 @@ def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> Confi
     )
 
 
-def _fail(config_variable: ConfigVariable, exc: ProviderError, what: str) -> ConfigVariable:
-    return config_variable_transition(
+def _fail(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
+    return config_variable_fail(
         config_variable=config_variable,
         to_status=Status.ERROR,
-        reason=f"{what} failed: {exc}",
-        last_error=str(exc),
-        diagnosis=exc.diagnosis or "rejected",
+        reason="The code exchange failed",
+        error=exc,
+        fallback_diagnosis="rejected",
         pending_code=None,
         code_verifier=None,
     )
@@ -142,18 +146,12 @@ def config_variable_exchange_code(
         except ProviderUnavailable as exc:
             if not final_attempt:
                 raise
-            return _fail(config_variable, exc, "The code exchange")
+            return _fail(config_variable, exc)
         except ProviderError as exc:
-            return _fail(config_variable, exc, "The code exchange")
-        token = result.token
+            return _fail(config_variable, exc)
         return config_variable_store_tokens(
             config_variable=config_variable,
-            access_token=token.access_token,
-            refresh_token=token.refresh_token,
-            token_type=token.token_type,
-            expires_in=token.expires_in,
-            scope=token.scope,
-            extra=token.extra,
+            token=result.token,
             reason=f"Code exchanged for tokens with flavor {result.flavor.label}.",
         )
     finally:

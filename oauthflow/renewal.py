@@ -28,7 +28,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from connections.models import RENEWABLE_STATUSES, ConfigVariable, GrantType, Status
-from connections.services import config_variable_store_tokens, config_variable_transition
+from connections.services import (
+    config_variable_fail,
+    config_variable_store_tokens,
+    config_variable_transition,
+)
 from oauthflow.chain import ChainResult, run_token_chain
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.exchange import client_credentials_fields
@@ -115,12 +119,12 @@ def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> Conf
     if isinstance(exc, ProviderUnavailable):
         return _record_transient(config_variable, exc)
     if isinstance(exc, ReauthorizationRequired) or exc.error in PERMANENT_REFRESH_ERRORS:
-        return config_variable_transition(
+        return config_variable_fail(
             config_variable=config_variable,
             to_status=Status.REAUTHORIZATION_REQUIRED,
-            reason=f"Renewal refused for good; the customer must reconnect: {exc}",
-            last_error=str(exc),
-            diagnosis=exc.diagnosis or "refresh_token_revoked",
+            reason="Renewal refused for good; the customer must reconnect",
+            error=exc,
+            fallback_diagnosis="refresh_token_revoked",
             refresh_at=None,
         )
     # Any other refusal (say invalid_client after a secret change): an admin can fix the
@@ -153,12 +157,7 @@ def _store_renewed(
         try:
             return config_variable_store_tokens(
                 config_variable=config_variable,
-                access_token=token.access_token,
-                refresh_token=token.refresh_token,
-                token_type=token.token_type,
-                expires_in=token.expires_in,
-                scope=token.scope,
-                extra=token.extra,
+                token=token,
                 reason=f"Access token renewed ({kind}, flavor {result.flavor.number}).",
             )
         except DatabaseError:
@@ -217,12 +216,12 @@ def config_variable_renew(
         except ProviderError as exc:
             if config_variable.status not in RENEWABLE_STATUSES:
                 # A first client-credentials fetch: nothing to keep alive, say what failed.
-                return config_variable_transition(
+                return config_variable_fail(
                     config_variable=config_variable,
                     to_status=Status.ERROR,
-                    reason=f"Fetching a client-credentials token failed: {exc}",
-                    last_error=str(exc),
-                    diagnosis=exc.diagnosis or "rejected",
+                    reason="Fetching a client-credentials token failed",
+                    error=exc,
+                    fallback_diagnosis="rejected",
                     refresh_at=None,
                 )
             return _renewal_failed(config_variable, exc)

@@ -14,6 +14,7 @@ from oauthflow import tasks
 from oauthflow.lease import lease_claim
 from oauthflow.models import TokenRequest
 from oauthflow.renewal import config_variable_renew, renewals_due
+from oauthflow.tokens import TokenResponse
 from tests.factories import ConfigVariableFactory
 
 pytestmark = pytest.mark.django_db
@@ -132,12 +133,13 @@ def test_no_refresh_token_means_no_renewal_and_a_warning():
     cv = ConfigVariableFactory(status=Status.EXCHANGING, connection__scopes="read")
     config_variable_store_tokens(
         config_variable=cv,
-        access_token="a",
-        refresh_token=None,
-        token_type="bearer",
-        expires_in=3600,
-        scope=None,
-        extra={},
+        token=TokenResponse(
+            access_token="a",
+            refresh_token=None,
+            expires_in=3600,
+            scope=None,
+            extra={},
+        ),
         reason="test",
     )
     cv.refresh_from_db()
@@ -170,12 +172,13 @@ def test_no_expires_in_means_never_scheduled_and_says_so():
     cv = ConfigVariableFactory(status=Status.EXCHANGING)
     config_variable_store_tokens(
         config_variable=cv,
-        access_token="a",
-        refresh_token="r",
-        token_type="bearer",
-        expires_in=None,
-        scope="widgets:read",
-        extra={"instance_url": "https://x"},
+        token=TokenResponse(
+            access_token="a",
+            refresh_token="r",
+            expires_in=None,
+            scope="widgets:read",
+            extra={"instance_url": "https://x"},
+        ),
         reason="t",
     )
     cv.refresh_from_db()
