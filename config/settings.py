@@ -181,7 +181,18 @@ OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_query": {"()": "config.logging_filters.RedactQueryFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_query"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # runserver's request lines: the callback's query string carries the code.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
 }

@@ -20,6 +20,7 @@ from connections.api_keys import api_key_create
 from connections.fingerprints import fingerprint
 from connections.forms import AppForm
 from connections.models import (
+    RENEWABLE_STATUSES,
     ApiKey,
     App,
     ConfigVariable,
@@ -345,9 +346,19 @@ class ConfigVariableAdmin(admin.ModelAdmin):
 
     @admin.action(description="Renew now", permissions=["change"])
     def renew_now(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:
-        for pk in queryset.values_list("pk", flat=True):
+        renewable = list(
+            queryset.filter(status__in=RENEWABLE_STATUSES).values_list("pk", flat=True)
+        )
+        for pk in renewable:
             renew_config_variable.delay(str(pk), force=True)
-        self.message_user(request, f"Renewal queued for {queryset.count()} connection(s).")
+        skipped = queryset.count() - len(renewable)
+        self.message_user(
+            request,
+            f"Renewal queued for {len(renewable)} connection(s)."
+            + (
+                f" {skipped} skipped: not connected (the customer must connect)." if skipped else ""
+            ),
+        )
 
     @admin.action(description="Disconnect (forget tokens)", permissions=["change"])
     def disconnect(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:

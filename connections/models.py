@@ -7,6 +7,7 @@ are encrypted at rest by django-fernet-encrypted-fields with ``FIELD_ENCRYPTION_
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -43,6 +44,21 @@ def _validate_endpoint_url(value: str) -> None:
     problem = scheme_problem(value)
     if problem:
         raise ValidationError(problem)
+
+
+def _flat_mapping_problem(value: object, *, header: bool) -> str | None:
+    """Why ``value`` is not a flat ``{"name": "value"}`` object, or None."""
+    if not isinstance(value, dict):
+        return 'Use a JSON object of names to values, e.g. {"audience": "api"}.'
+    for name, item in value.items():
+        if not isinstance(item, str | int | float | bool):
+            return f"The value of {name!r} must be a string or a number."
+        text = f"{name}{item}"
+        if any(ord(char) < 32 or ord(char) == 127 for char in text):
+            return f"{name!r} contains a line break or control character."
+        if header and not name.replace("-", "").isalnum():
+            return f"{name!r} is not a valid header name."
+    return None
 
 
 class Customer(models.Model):
@@ -127,8 +143,23 @@ class App(models.Model):
         return self.name
 
     def clean(self) -> None:
+        errors: dict[str, str] = {}
         if self.grant_type == GrantType.AUTHORIZATION_CODE and not self.authorize_url:
-            raise ValidationError({"authorize_url": "Authorization-code apps need one."})
+            errors["authorize_url"] = "Authorization-code apps need one."
+        for name in ("authorize_url", "token_url"):
+            if "@" in urlsplit(getattr(self, name) or "").netloc:
+                errors[name] = (
+                    "Remove the user name or password from the URL; client credentials go "
+                    "in the client ID and secret fields."
+                )
+        if any(ord(char) < 32 or ord(char) == 127 for char in self.client_id or ""):
+            errors["client_id"] = "The client ID contains a line break or control character."
+        for name in ("extra_authorize_params", "extra_token_params", "extra_token_headers"):
+            problem = _flat_mapping_problem(getattr(self, name), header=name.endswith("headers"))
+            if problem:
+                errors[name] = problem
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def credential_whitespace_warnings(self) -> list[str]:
@@ -171,6 +202,15 @@ class Connection(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        if self.app_id and self.grant_type != self.app.grant_type:
+            raise ValidationError(
+                {
+                    "grant_type": f"The App {self.app} is registered for "
+                    f"{self.app.get_grant_type_display().lower()}; use the same grant type."
+                }
+            )
+
     @property
     def effective_scopes(self) -> list[str]:
         """The scopes requested, as a list (Connection's, else the App's default)."""
@@ -181,7 +221,7 @@ class Status(models.TextChoices):
     """Life cycle of a ConfigVariable (DESIGN.md, "Status of a ConfigVariable")."""
 
     PENDING = "pending", "Not connected"
-    AUTHORIZING = "authorizing", "Authorizing"
+    AUTHORIZING = "authorizing", "Waiting for consent at the app"
     EXCHANGING = "exchanging", "Connecting"
     CONNECTED = "connected", "Connected"
     FAILING = "failing", "Failing (retrying)"
@@ -191,6 +231,7 @@ class Status(models.TextChoices):
 
 
 RENEWABLE_STATUSES = (Status.CONNECTED, Status.FAILING)
+WORKING_STATUSES = RENEWABLE_STATUSES  # the tokens work: a failed reconnect keeps them
 
 
 class ConfigVariable(models.Model):
@@ -223,7 +264,9 @@ class ConfigVariable(models.Model):
     diagnosis = models.CharField(
         max_length=64, blank=True, help_text="Why the last attempt failed (a diagnosis key)."
     )
-    # In-flight authorization: encrypted, cleared once the exchange ends.
+    # In-flight authorization: the newest Connect's state nonce (older callbacks are
+    # refused), and the code and PKCE verifier, encrypted, cleared once the exchange ends.
+    flow_nonce = models.CharField(max_length=64, blank=True, editable=False)
     pending_code = SecretField(blank=True, null=True)
     code_verifier = SecretField(blank=True, null=True)
     # Renewal claim: the worker holding lease_token may spend the refresh token until

@@ -56,7 +56,10 @@ def config_variable_transition(
         )
     notify_transition(config_variable=config_variable, from_status=from_status, reason=reason)
     logger.info(
-        "connections.config_variable.transition",
+        "connections.config_variable.transition %s %s -> %s",
+        config_variable.pk,
+        from_status,
+        to_status,
         extra={"config_variable": str(config_variable.pk), "from": from_status, "to": to_status},
     )
     return config_variable

@@ -19,11 +19,15 @@ from connections.selectors import (
 )
 from connections.services import config_variable_disconnect
 
-IN_PROGRESS = (Status.AUTHORIZING, Status.EXCHANGING)
+# Only the exchange runs while the customer watches; "authorizing" means the customer is
+# (or was) at the app's consent page, so polling for it would never end.
+IN_PROGRESS = (Status.EXCHANGING,)
 
 
 @login_required
 def portal(request: HttpRequest) -> HttpResponse:
+    if request.user.is_staff and not hasattr(request.user, "customer_membership"):
+        return redirect("admin:index")  # staff without a customer belong in the admin
     customer = customer_for_user(request.user)
     return render(
         request,

@@ -144,7 +144,10 @@ def run_token_chain(
         )
         headers = {**(app.extra_token_headers or {}), **spec.headers}
         logger.info(
-            "oauthflow.token_request.attempt",
+            "oauthflow.token_request.attempt app=%s kind=%s flavor=%s",
+            app.slug,
+            kind,
+            flavor.number,
             extra={"app": app.slug, "kind": kind, "flavor": flavor.number},
         )
         try:

@@ -32,9 +32,10 @@ class InvalidState(FlowError):
 class AuthorizationDenied(FlowError):
     """The app redirected back with ``error=`` (RFC 6749 §4.1.2.1)."""
 
-    def __init__(self, error: str, description: str = "") -> None:
+    def __init__(self, error: str, description: str = "", *, kept_working: bool = False) -> None:
         self.error = error
         self.description = description
+        self.kept_working = kept_working  # the connection still works with its old tokens
         super().__init__(f"{error}: {description}" if description else error)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from connections.models import ConfigVariable, GrantType, Status
+from connections.models import WORKING_STATUSES, ConfigVariable, GrantType, Status
 from connections.services import (
     config_variable_fail,
     config_variable_store_tokens,
@@ -22,7 +22,13 @@ from connections.services import (
 from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier, scope_string
 from oauthflow.chain import run_token_chain
 from oauthflow.diagnosis import classify_callback_error
-from oauthflow.exceptions import AuthorizationDenied, FlowError, ProviderError, ProviderUnavailable
+from oauthflow.exceptions import (
+    AuthorizationDenied,
+    FlowError,
+    InvalidState,
+    ProviderError,
+    ProviderUnavailable,
+)
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.models import TokenRequestKind
 from oauthflow.state import state_consume, state_issue
@@ -36,72 +42,90 @@ def authorization_start(*, session: SessionBase, config_variable: ConfigVariable
     """Prepare the authorization request and return the app's authorize URL.
 
     A fresh PKCE verifier (RFC 7636) is stored encrypted on the ConfigVariable for the
-    flow's lifetime. A connected ConfigVariable keeps its status (and keeps renewing)
-    until the new tokens arrive.
+    flow's lifetime, with the state's nonce: the newest Connect wins, and a callback
+    from an older one is refused. A working connection keeps its status (and keeps
+    renewing) until new tokens arrive.
     """
     connection = config_variable.connection
     app = connection.app
     verifier = pkce_verifier() if app.use_pkce else None
     state = state_issue(session=session, config_variable_id=config_variable.pk)
-    if config_variable.status in (Status.CONNECTED, Status.FAILING):
+    if config_variable.status in WORKING_STATUSES:
         config_variable.code_verifier = verifier
-        config_variable.save(update_fields=["code_verifier", "updated_at"])
+        config_variable.flow_nonce = state.nonce
+        config_variable.save(update_fields=["code_verifier", "flow_nonce", "updated_at"])
     else:
         config_variable_transition(
             config_variable=config_variable,
             to_status=Status.AUTHORIZING,
             reason="The customer pressed Connect and was sent to the app to consent.",
             code_verifier=verifier,
+            flow_nonce=state.nonce,
             pending_code=None,
         )
     return authorize_url_build(
-        app=app, scopes=connection.effective_scopes, state=state, code_verifier=verifier
+        app=app, scopes=connection.effective_scopes, state=state.value, code_verifier=verifier
     )
 
 
 def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> ConfigVariable:
     """Check the callback's ``state`` and keep its ``code`` (encrypted) for the exchange.
 
-    Raises ``InvalidState`` (nothing changes), ``AuthorizationDenied`` when the app sent
-    ``error=`` (RFC 6749 §4.1.2.1; the ConfigVariable moves to ``error``), or
-    ``FlowError`` when the code is missing or malformed.
+    Raises ``InvalidState`` (nothing changes; also for a callback of an older Connect),
+    ``AuthorizationDenied`` when the app sent ``error=`` (RFC 6749 §4.1.2.1; a working
+    connection stays as it was, any other moves to ``error``), or ``FlowError`` when the
+    code is missing or malformed.
     """
-    config_variable_id = state_consume(session=session, state=params.get("state", ""))
+    consumed = state_consume(session=session, state=params.get("state", ""))
     config_variable = (
         ConfigVariable.objects.select_related("connection__app", "customer")
-        .filter(pk=config_variable_id)
+        .filter(pk=consumed.config_variable_id)
         .first()
     )
     if config_variable is None:
         raise FlowError("This connection no longer exists.")
+    if config_variable.flow_nonce != consumed.nonce:
+        raise InvalidState(
+            "A newer Connect was started for this connection (in another tab?), so this "
+            "sign-in is no longer valid."
+        )
+    working = config_variable.status in WORKING_STATUSES
     error = params.get("error", "")
     if error:
         description = params.get("error_description", "")[:500]
-        config_variable_transition(
-            config_variable=config_variable,
-            to_status=Status.ERROR,
-            reason=f"The app answered error={error[:100]} on the callback. {description}".strip(),
-            last_error=f"{error[:100]}: {description}" if description else error[:100],
-            diagnosis=classify_callback_error(error),
-            code_verifier=None,
-        )
-        raise AuthorizationDenied(error[:100], description)
+        if working:
+            config_variable.flow_nonce, config_variable.code_verifier = "", None
+            config_variable.save(update_fields=["flow_nonce", "code_verifier", "updated_at"])
+        else:
+            config_variable_transition(
+                config_variable=config_variable,
+                to_status=Status.ERROR,
+                reason=f"The app answered error={error[:100]} on the callback. {description}",
+                last_error=f"{error[:100]}: {description}" if description else error[:100],
+                diagnosis=classify_callback_error(error),
+                code_verifier=None,
+                flow_nonce="",
+            )
+        raise AuthorizationDenied(error[:100], description, kept_working=working)
     code = params.get("code", "")
     if not code or len(code) > MAX_CODE_LENGTH:
         raise FlowError("The app sent no usable authorization code back.")
     return config_variable_transition(
         config_variable=config_variable,
-        to_status=Status.EXCHANGING,
+        to_status=config_variable.status if working else Status.EXCHANGING,
         reason="The customer consented; exchanging the code for tokens.",
         pending_code=code,
+        flow_nonce="",
     )
 
 
 def _fail(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
+    # A failed reconnect of a working connection keeps the tokens that still work.
+    working = config_variable.status in WORKING_STATUSES
     return config_variable_fail(
         config_variable=config_variable,
-        to_status=Status.ERROR,
-        reason="The code exchange failed",
+        to_status=config_variable.status if working else Status.ERROR,
+        reason="The code exchange failed" + ("; the existing tokens are kept" if working else ""),
         error=exc,
         fallback_diagnosis="rejected",
         pending_code=None,
@@ -125,7 +149,7 @@ def config_variable_exchange_code(
         config_variable = ConfigVariable.objects.select_related("connection__app").get(
             pk=config_variable_id
         )
-        if config_variable.status != Status.EXCHANGING or not config_variable.pending_code:
+        if not config_variable.pending_code:
             return None
         app = config_variable.connection.app
         fields = {
@@ -156,6 +180,24 @@ def config_variable_exchange_code(
         )
     finally:
         lease_release(config_variable_id=config_variable_id, lease_token=lease)
+
+
+def config_variable_exchange_crashed(*, config_variable_id: uuid.UUID | str) -> None:
+    """Record that an exchange died on an unexpected error (logged with its traceback by
+    the caller): the customer sees an error instead of "Connecting…" forever."""
+    config_variable = ConfigVariable.objects.filter(pk=config_variable_id).first()
+    if config_variable is None or not config_variable.pending_code:
+        return
+    working = config_variable.status in WORKING_STATUSES
+    config_variable_transition(
+        config_variable=config_variable,
+        to_status=config_variable.status if working else Status.ERROR,
+        reason="The code exchange failed on an internal error (see the worker's log).",
+        last_error="Internal error during the code exchange; see the worker's log.",
+        diagnosis="rejected",
+        pending_code=None,
+        code_verifier=None,
+    )
 
 
 def client_credentials_fields(config_variable: ConfigVariable) -> dict[str, str]:

@@ -149,7 +149,7 @@ def _still_needed(
 
 
 def _store_renewed(
-    config_variable: ConfigVariable, result: ChainResult, kind: str
+    config_variable: ConfigVariable, result: ChainResult, kind: str, *, first_fetch: bool
 ) -> ConfigVariable:
     """Write the new tokens, retrying: a rotated refresh token exists nowhere else."""
     token = result.token
@@ -158,7 +158,11 @@ def _store_renewed(
             return config_variable_store_tokens(
                 config_variable=config_variable,
                 token=token,
-                reason=f"Access token renewed ({kind}, flavor {result.flavor.number}).",
+                reason=(
+                    f"Client-credentials token fetched with flavor {result.flavor.label}."
+                    if first_fetch
+                    else f"Access token renewed ({kind}) with flavor {result.flavor.label}."
+                ),
             )
         except DatabaseError:
             logger.critical(
@@ -198,8 +202,10 @@ def config_variable_renew(
         config_variable = ConfigVariable.objects.select_related("connection__app").get(
             pk=config_variable_id
         )
+        # A client-credentials Connect fetches its first token here (status exchanging).
         first_fetch = (
-            force and config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
+            config_variable.status == Status.EXCHANGING
+            and config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
         )
         if config_variable.status not in RENEWABLE_STATUSES and not first_fetch:
             return None
@@ -225,6 +231,6 @@ def config_variable_renew(
                     refresh_at=None,
                 )
             return _renewal_failed(config_variable, exc)
-        return _store_renewed(config_variable, result, kind)
+        return _store_renewed(config_variable, result, kind, first_fetch=first_fetch)
     finally:
         lease_release(config_variable_id=config_variable_id, lease_token=lease)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
@@ -24,23 +25,42 @@ MAX_PENDING = 10  # flows one browser session may have open at once
 MAX_STATE_LENGTH = 1000
 
 
-def state_issue(*, session: SessionBase, config_variable_id: uuid.UUID) -> str:
+@dataclass(frozen=True)
+class IssuedState:
+    """A ``state`` value and its nonce (the ConfigVariable keeps the newest flow's)."""
+
+    value: str
+    nonce: str
+
+
+@dataclass(frozen=True)
+class ConsumedState:
+    """What a valid ``state`` carried."""
+
+    config_variable_id: uuid.UUID
+    nonce: str
+
+
+def state_issue(*, session: SessionBase, config_variable_id: uuid.UUID) -> IssuedState:
     """A new ``state`` for ``config_variable_id``, remembered in ``session``."""
     nonce = secrets.token_urlsafe(16)
     pending = dict(session.get(SESSION_KEY, {}))
     pending[nonce] = str(config_variable_id)
     # Keep the newest few only: each Connect press adds one.
     session[SESSION_KEY] = dict(list(pending.items())[-MAX_PENDING:])
-    return signing.dumps({"cv": str(config_variable_id), "n": nonce}, salt=SALT)
+    value = signing.dumps({"cv": str(config_variable_id), "n": nonce}, salt=SALT)
+    return IssuedState(value=value, nonce=nonce)
 
 
-def state_consume(*, session: SessionBase, state: str) -> uuid.UUID:
-    """Check ``state`` and spend it; returns the ConfigVariable ID it carries.
+def state_consume(*, session: SessionBase, state: str) -> ConsumedState:
+    """Check ``state`` and spend it; returns the ConfigVariable ID and nonce it carries.
 
     Raises ``InvalidState`` with a reason a person can act on.
     """
-    if not state or len(state) > MAX_STATE_LENGTH:
+    if not state:
         raise InvalidState("The sign-in link is missing its state parameter.")
+    if len(state) > MAX_STATE_LENGTH:
+        raise InvalidState("The state parameter is malformed (far too long).")
     try:
         payload = signing.loads(state, salt=SALT, max_age=settings.OAUTH_STATE_MAX_AGE)
     except signing.SignatureExpired as exc:
@@ -58,6 +78,6 @@ def state_consume(*, session: SessionBase, state: str) -> uuid.UUID:
     del pending[payload["n"]]
     session[SESSION_KEY] = pending
     try:
-        return uuid.UUID(payload["cv"])
+        return ConsumedState(config_variable_id=uuid.UUID(payload["cv"]), nonce=payload["n"])
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidState("The state parameter was altered or forged.") from exc

@@ -28,6 +28,10 @@ def exchange_code(self, config_variable_id: str) -> str | None:
     except ProviderUnavailable as exc:
         # The code is still fresh for a little while: retry soon, not with long backoff.
         raise self.retry(exc=exc, countdown=2 * (self.request.retries + 1)) from exc
+    except Exception:
+        # Never leave the customer watching "Connecting…" forever: say it failed.
+        exchange.config_variable_exchange_crashed(config_variable_id=config_variable_id)
+        raise
     return result.status if result else None
 
 

@@ -56,7 +56,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     except AuthorizationDenied as exc:
         plain = explain(classify_callback_error(exc.error)).customer_message
         said = f" (The app said: {exc.description})" if exc.description else ""
-        messages.error(request, f"{plain}{said}")
+        kept = " Your existing connection keeps working." if exc.kept_working else ""
+        messages.error(request, f"{plain}{said}{kept}")
         return redirect("connections:portal")
     except FlowError as exc:
         return render(request, "oauthflow/callback_error.html", {"reason": str(exc)}, status=400)

@@ -364,8 +364,8 @@ def test_export_then_import_round_trips_unchanged(tmp_path: Path, fmt: str) -> N
         extra_token_headers={"X-Tenant": "acme"},
     )
     ConnectionFactory(app=app, slug="widgets", scopes="read offline_access")
-    ConnectionFactory(app=app, slug="gadgets", grant_type="client_credentials")
-    AppFactory(slug="other", grant_type="client_credentials", authorize_url="")
+    other = AppFactory(slug="other", grant_type="client_credentials", authorize_url="")
+    ConnectionFactory(app=other, slug="gadgets", grant_type="client_credentials")
     output = tmp_path / f"apps.{fmt}"
 
     run("export_apps", "--output", str(output))

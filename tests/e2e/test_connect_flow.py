@@ -251,7 +251,10 @@ def test_which_flavors_the_sandbox_accepts(
     connection = Connection.objects.create(
         app=app, name="Machine", slug="machine", grant_type=GrantType.CLIENT_CREDENTIALS
     )
-    cv = ConfigVariable.objects.create(customer=portal_customer, connection=connection)
+    # As after pressing Connect: a client-credentials connection fetches its first token.
+    cv = ConfigVariable.objects.create(
+        customer=portal_customer, connection=connection, status=Status.EXCHANGING
+    )
 
     config_variable_renew(config_variable_id=cv.pk, force=True)
 
