@@ -35,7 +35,9 @@ def _user(username: str, password: str, *, staff: bool) -> object:
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=username)
     user.is_staff = user.is_superuser = staff
-    user.set_password(password)
+    # Setting an unchanged password anew would log the user out of running sessions.
+    if not user.check_password(password):
+        user.set_password(password)
     user.save()
     return user
 

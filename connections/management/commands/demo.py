@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connections.demo import demo_seed
 
@@ -49,6 +50,9 @@ class Command(BaseCommand):
         sandbox_url = f"http://127.0.0.1:{sandbox_port}"
         callback = f"{portal_url}/{settings.OAUTH_CALLBACK_PATH}"
 
+        for name, number in (("--port", port), ("--sandbox-port", sandbox_port)):
+            if not _port_free(number):
+                raise CommandError(f"Port {number} is in use; choose another with {name}.")
         call_command("migrate", interactive=False, verbosity=0)
         logins = demo_seed(sandbox_url=sandbox_url)
         if options["no_serve"]:
@@ -136,6 +140,18 @@ class Command(BaseCommand):
                 "",
             ]
         )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``port`` accepts connections (or ``process`` died, or time ran out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and _port_free(port):
+        time.sleep(0.2)
 
 
 def _interrupt(signum: int, frame: object) -> None:
