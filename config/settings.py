@@ -123,6 +123,7 @@ RENEWAL_JITTER = env.int("RENEWAL_JITTER", default=15)  # seconds, added at rand
 RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=120)
 RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # seconds
 RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
+SWEEP_LATE_INTERVALS = env.int("SWEEP_LATE_INTERVALS", default=5)  # missed sweeps → alert
 RENEWAL_SWEEP_MAX_BATCHES = env.int("RENEWAL_SWEEP_MAX_BATCHES", default=100)
 RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
@@ -149,6 +150,7 @@ CELERY_TASK_ROUTES = {
     "oauthflow.renew_config_variable": {"queue": "refresh"},
     "oauthflow.sweep_renewals": {"queue": "refresh"},
     "oauthflow.prune_token_requests": {"queue": "refresh"},
+    "connections.send_alert_webhook": {"queue": "refresh"},
 }
 CELERY_BEAT_SCHEDULE = {
     "sweep-renewals": {
@@ -176,6 +178,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="connection-portal@localhost")
 OPERATOR_EMAILS = env.list("OPERATOR_EMAILS", default=[])
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_SECRET = env.str("ALERT_WEBHOOK_SECRET", default="")
+ALERT_COOLDOWN_SECONDS = env.int("ALERT_COOLDOWN_SECONDS", default=3600)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # Bearer token /metrics requires
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

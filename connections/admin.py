@@ -7,16 +7,22 @@ URL to register at the app and warns about whitespace and a missing offline_acce
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from connections.alerts import customer_tell_reconnect
 from connections.api_keys import api_key_create
+from connections.dashboard import ATTENTION, dashboard_data
 from connections.fingerprints import fingerprint
 from connections.forms import AppForm
 from connections.models import (
@@ -27,14 +33,16 @@ from connections.models import (
     Connection,
     Customer,
     CustomerUser,
+    Status,
     StatusTransition,
 )
-from connections.services import config_variable_disconnect
+from connections.services import config_variable_transition
 from oauthflow.authorize import authorize_url_build, callback_url
 from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
 from oauthflow.records import app_test_client_credentials, last_failed_chain
 from oauthflow.replay import postman_collection
+from oauthflow.revocation import config_variable_disconnect_revoking
 from oauthflow.tasks import renew_config_variable
 
 RECENT_TOKEN_REQUESTS = 20
@@ -103,7 +111,7 @@ class AppAdmin(admin.ModelAdmin):
     actions = ("test_client_credentials",)
     fieldsets = (
         (None, {"fields": ("name", "slug", "grant_type", "callback_url_to_register")}),
-        ("Endpoints", {"fields": ("authorize_url", "token_url")}),
+        ("Endpoints", {"fields": ("authorize_url", "token_url", "revocation_url")}),
         ("Credentials", {"fields": ("client_id", "client_secret", "configuration_warnings")}),
         (
             "Scopes and offline access",
@@ -270,7 +278,7 @@ class CustomerUserInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "created_at")
+    list_display = ("name", "contact_email", "created_at")
     search_fields = ("name",)
     inlines = (CustomerUserInline,)
 
@@ -287,6 +295,43 @@ class StatusTransitionInline(admin.TabularInline):
         return False
 
 
+class ExpiresWithinFilter(admin.SimpleListFilter):
+    title = "expires within"
+    parameter_name = "expires_within"
+    WINDOWS = {"expired": None, "5m": 5 * 60, "1h": 3600, "24h": 86400}
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [("expired", "Expired"), ("5m", "5 minutes"), ("1h", "1 hour"), ("24h", "24 hours")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in self.WINDOWS:
+            return queryset
+        now = timezone.now()
+        seconds = self.WINDOWS[self.value()]
+        limit = now if seconds is None else now + timedelta(seconds=seconds)
+        return queryset.filter(expires_at__lt=limit)
+
+
+class FailingSinceFilter(admin.SimpleListFilter):
+    title = "failing since"
+    parameter_name = "failing_for"
+    WINDOWS = {"any": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [
+            ("any", "Failing now"),
+            ("1h", "More than 1 hour"),
+            ("24h", "More than 24 hours"),
+            ("7d", "More than 7 days"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() not in self.WINDOWS:
+            return queryset
+        since = timezone.now() - timedelta(seconds=self.WINDOWS[self.value()])
+        return queryset.filter(failing_since__lte=since)
+
+
 @admin.register(ConfigVariable)
 class ConfigVariableAdmin(admin.ModelAdmin):
     list_display = (
@@ -298,7 +343,13 @@ class ConfigVariableAdmin(admin.ModelAdmin):
         "refresh_at",
         "failure_count",
     )
-    list_filter = ("status", "connection__app", "customer")
+    list_filter = (
+        "status",
+        "connection__app",
+        "customer",
+        ExpiresWithinFilter,
+        FailingSinceFilter,
+    )
     list_select_related = ("customer", "connection")
     search_fields = ("id", "customer__name", "connection__name")
     fields = (
@@ -323,7 +374,72 @@ class ConfigVariableAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     inlines = (StatusTransitionInline,)
-    actions = ("renew_now", "disconnect")
+    actions = ("renew_now", "mark_for_reconnection", "tell_customer_to_reconnect", "disconnect")
+    change_list_template = "admin/connections/configvariable_change_list.html"
+
+    def get_urls(self) -> list:
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name="connections_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        data = dashboard_data()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Connection health",
+            "data": data,
+            "statuses": [(s, label, data.by_status[s]) for s, label in Status.choices],
+            "attention_statuses": ATTENTION,
+            "attention": [
+                (cv, explain(cv.diagnosis or "rejected", app=cv.connection.app).message)
+                for cv in data.attention
+            ],
+            "failures": [
+                (r, explain(r.diagnosis or "rejected", app=r.app).message)
+                for r in data.recent_failures
+            ],
+        }
+        return TemplateResponse(request, "admin/connections/dashboard.html", context)
+
+    @admin.action(description="Email the customer: reconnect needed", permissions=["change"])
+    def tell_customer_to_reconnect(
+        self, request: HttpRequest, queryset: QuerySet[ConfigVariable]
+    ) -> None:
+        by_customer: dict[Customer, list[str]] = {}
+        for config_variable in queryset.select_related("customer", "connection"):
+            by_customer.setdefault(config_variable.customer, []).append(
+                config_variable.connection.name
+            )
+        told = [
+            c.name
+            for c, names in by_customer.items()
+            if customer_tell_reconnect(customer=c, connections=names)
+        ]
+        untold = [c.name for c in by_customer if c.name not in told]
+        self.message_user(
+            request,
+            f"Emailed: {', '.join(told) or 'nobody'}."
+            + (f" No contact address for: {', '.join(untold)}." if untold else ""),
+            messages.SUCCESS if not untold else messages.WARNING,
+        )
+
+    @admin.action(description="Mark for reconnection", permissions=["change"])
+    def mark_for_reconnection(
+        self, request: HttpRequest, queryset: QuerySet[ConfigVariable]
+    ) -> None:
+        for config_variable in queryset.exclude(status=Status.DISCONNECTED):
+            config_variable_transition(
+                config_variable=config_variable,
+                to_status=Status.REAUTHORIZATION_REQUIRED,
+                reason=f"Marked for reconnection by {request.user} in the admin.",
+                refresh_at=None,
+            )
+        self.message_user(request, "The customers will see Reconnect on those connections.")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # created by customers pressing Connect
@@ -363,7 +479,7 @@ class ConfigVariableAdmin(admin.ModelAdmin):
     @admin.action(description="Disconnect (forget tokens)", permissions=["change"])
     def disconnect(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:
         for config_variable in queryset:
-            config_variable_disconnect(
+            config_variable_disconnect_revoking(
                 config_variable=config_variable,
                 reason=f"Disconnected by {request.user} in the admin.",
             )

@@ -15,6 +15,7 @@ everything else as YAML)::
         grant_type: authorization_code     # or client_credentials
         authorize_url: https://auth.example.com/authorize
         token_url: https://auth.example.com/token    # required for a new App
+        revocation_url: https://auth.example.com/revoke   # optional (RFC 7009)
         client_id: abc-123                 # required for a new App
         client_secret: env:SANDBOX_CLIENT_SECRET     # see "Secrets" below
         default_scopes: read write offline_access
@@ -302,6 +303,7 @@ APP_FIELDS: dict[str, Checker] = {
     "grant_type": _string,
     "authorize_url": _blank_string,
     "token_url": _string,
+    "revocation_url": _blank_string,
     "client_id": _string,
     "client_secret": _blank_string,
     "default_scopes": _blank_string,

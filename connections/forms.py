@@ -21,6 +21,7 @@ class AppForm(forms.ModelForm):
     client_id = forms.CharField(max_length=500, strip=False)
     authorize_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
     token_url = forms.URLField(max_length=2000, assume_scheme="https")
+    revocation_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
 
     class Meta:
         model = App
@@ -30,6 +31,7 @@ class AppForm(forms.ModelForm):
             "grant_type",
             "authorize_url",
             "token_url",
+            "revocation_url",
             "client_id",
             "client_secret",
             "default_scopes",

@@ -65,6 +65,9 @@ class Customer(models.Model):
     """A tenant. Its users see and act on its own ConfigVariables only."""
 
     name = models.CharField(max_length=200, unique=True)
+    contact_email = models.EmailField(
+        blank=True, help_text="Told when a connection needs the customer to reconnect."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,6 +110,12 @@ class App(models.Model):
         max_length=2000, blank=True, validators=[_validate_endpoint_url]
     )
     token_url = models.URLField(max_length=2000, validators=[_validate_endpoint_url])
+    revocation_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        validators=[_validate_endpoint_url],
+        help_text="RFC 7009 token revocation endpoint; Disconnect revokes there when set.",
+    )
     client_id = models.CharField(max_length=500)
     client_secret = SecretField(blank=True, null=True)  # null: a public client
     default_scopes = models.CharField(
@@ -276,6 +285,7 @@ class ConfigVariable(models.Model):
     # Set when the sweep enqueues a renewal, cleared when it ends: no duplicate messages.
     enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
     failure_count = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -347,3 +357,28 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (cpk_{self.prefix}_…)"
+
+
+class Heartbeat(models.Model):
+    """When a periodic job last ran (``renewal_sweep``): health checks read its age."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlertIncident(models.Model):
+    """One open incident (a connection failing, beat stopped): alerts are sent once per
+    incident, not once per failure, until it is resolved."""
+
+    key = models.CharField(max_length=200, unique=True)
+    subject = models.CharField(max_length=300)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(auto_now=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.subject

@@ -42,6 +42,10 @@ def config_variable_transition(
 ) -> ConfigVariable:
     """Set ``to_status`` (and any other ``changes``) and record the transition's reason."""
     from_status = config_variable.status
+    if to_status == Status.FAILING and from_status != Status.FAILING:
+        changes.setdefault("failing_since", timezone.now())
+    elif to_status != Status.FAILING and config_variable.failing_since is not None:
+        changes.setdefault("failing_since", None)
     config_variable.status = to_status
     for name, value in changes.items():
         setattr(config_variable, name, value)

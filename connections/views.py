@@ -17,7 +17,7 @@ from connections.selectors import (
     customer_reason,
     portal_rows,
 )
-from connections.services import config_variable_disconnect
+from oauthflow.revocation import config_variable_disconnect_revoking
 
 # Only the exchange runs while the customer watches; "authorizing" means the customer is
 # (or was) at the app's consent page, so polling for it would never end.
@@ -72,7 +72,7 @@ def config_variable_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
 def disconnect(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     customer = customer_for_user(request.user)
     config_variable = config_variable_for_customer(customer=customer, pk=pk)
-    config_variable_disconnect(
+    config_variable_disconnect_revoking(
         config_variable=config_variable, reason=f"Disconnected by {request.user} in the portal."
     )
     messages.success(request, f"{config_variable.connection.name} is disconnected.")

@@ -113,3 +113,17 @@ def _read_capped(response: requests.Response) -> bytes:
         if size > limit:
             break
     return b"".join(chunks)[: limit + 1]
+
+
+def webhook_post(url: str, *, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> int:
+    """POST an alert webhook; returns the HTTP status. Raises ``requests.RequestException``
+    on transport failure (the caller's task retries with backoff)."""
+    response = token_session().post(
+        url,
+        data=body,
+        headers={"Content-Type": "application/json", **headers},
+        timeout=timeout,
+        allow_redirects=False,
+    )
+    response.close()
+    return response.status_code

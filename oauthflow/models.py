@@ -16,6 +16,7 @@ class TokenRequestKind(models.TextChoices):
     EXCHANGE = "exchange", "Code exchange"  # RFC 6749 §4.1.3
     REFRESH = "refresh", "Refresh"  # RFC 6749 §6
     CLIENT_CREDENTIALS = "client_credentials", "Client credentials"  # RFC 6749 §4.4.2
+    REVOCATION = "revocation", "Revocation"  # RFC 7009 §2.1
 
 
 class Outcome(models.TextChoices):

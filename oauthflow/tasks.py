@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
+from connections.dashboard import heartbeat_beat
 from oauthflow import exchange, records, renewal
 from oauthflow.exceptions import ProviderUnavailable
 
@@ -46,6 +47,7 @@ def renew_config_variable(config_variable_id: str, force: bool = False) -> str |
 def sweep_renewals() -> int:
     """Enqueue a renewal for every due ConfigVariable, a batch at a time, up to
     ``RENEWAL_SWEEP_MAX_BATCHES`` batches a run; returns how many were enqueued."""
+    heartbeat_beat()
     total = 0
     for _ in range(settings.RENEWAL_SWEEP_MAX_BATCHES):
         due = renewal.renewals_due()

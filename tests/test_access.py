@@ -127,11 +127,14 @@ def test_the_sweep_does_not_enqueue_a_row_twice_while_queued():
 
 
 @responses.activate
-def test_operators_are_emailed_when_a_connection_needs_reauthorization(settings):
+def test_operators_are_emailed_when_a_connection_needs_reauthorization(
+    settings, django_capture_on_commit_callbacks
+):
     settings.OPERATOR_EMAILS = ["ops@example.com"]
     cv = _connected(10, refresh_at=timezone.now() - timedelta(seconds=1))
     responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
-    tasks.sweep_renewals()
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.sweep_renewals()
     cv.refresh_from_db()
     assert cv.status == Status.REAUTHORIZATION_REQUIRED
     assert len(mail.outbox) == 1

@@ -1,0 +1,111 @@
+"""Alerts: one per incident, by email to the operators and an optional signed webhook.
+
+An incident is keyed (``cv:<id>`` for a connection, ``beat:late`` for the sweep): the
+first occurrence sends, repeats only count, and a resolved incident that comes back
+within ``ALERT_COOLDOWN_SECONDS`` reopens silently, so a flapping connection does not
+send a storm. Webhooks carry a JSON body signed with HMAC-SHA256
+(``X-Portal-Signature: sha256=<hex>``) and are retried with backoff by a Celery task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from connections.models import AlertIncident, Customer
+
+logger = logging.getLogger(__name__)
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    """The ``X-Portal-Signature`` header value for ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_payload(incident: AlertIncident, body: str) -> bytes:
+    """The JSON the webhook receives (no secret, token or code ever appears in it)."""
+    return json.dumps(
+        {
+            "incident": incident.key,
+            "subject": incident.subject,
+            "opened_at": incident.opened_at.isoformat(),
+            "details": body,
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def alert_raise(*, key: str, subject: str, body: str) -> bool:
+    """Open (or count) the incident ``key``; returns True when an alert was sent."""
+    now = timezone.now()
+    with transaction.atomic():
+        incident = AlertIncident.objects.select_for_update().filter(key=key).first()
+        if incident is not None and incident.resolved_at is None:
+            AlertIncident.objects.filter(pk=incident.pk).update(
+                occurrences=F("occurrences") + 1, last_seen_at=now
+            )
+            return False
+        cooldown = timedelta(seconds=settings.ALERT_COOLDOWN_SECONDS)
+        flapping = incident is not None and incident.resolved_at > now - cooldown
+        if incident is None:
+            incident = AlertIncident.objects.create(key=key, subject=subject[:300])
+        else:
+            incident.resolved_at = None
+            incident.subject = subject[:300]
+            incident.occurrences += 1
+            if not flapping:
+                incident.opened_at = now
+            incident.save()
+        if flapping:
+            return False
+        transaction.on_commit(lambda: _send(incident, body))
+    return True
+
+
+def alert_resolve(*, key: str) -> None:
+    """Close the incident ``key`` (the next occurrence alerts again, after the cooldown)."""
+    AlertIncident.objects.filter(key=key, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
+
+
+def _send(incident: AlertIncident, body: str) -> None:
+    logger.warning("connections.alert %s", incident.subject)
+    if settings.OPERATOR_EMAILS:
+        send_mail(
+            f"[connection portal] {incident.subject}"[:200],
+            body,
+            None,
+            settings.OPERATOR_EMAILS,
+            fail_silently=True,
+        )
+    if settings.ALERT_WEBHOOK_URL:
+        from connections.tasks import send_alert_webhook  # tasks import services, not v.v.
+
+        send_alert_webhook.delay(incident.pk, body)
+
+
+def customer_tell_reconnect(*, customer: Customer, connections: list[str]) -> bool:
+    """Email the customer's contact that connections need reconnecting; returns whether
+    an email went out (False when the customer has no contact address)."""
+    if not customer.contact_email or not connections:
+        return False
+    send_mail(
+        "Please reconnect: " + ", ".join(connections)[:150],
+        "Hello,\n\nThese connections stopped working and need you to sign in again:\n"
+        + "".join(f"  - {name}\n" for name in connections)
+        + "\nOpen the connection portal and press Reconnect on each.\n",
+        None,
+        [customer.contact_email],
+        fail_silently=False,
+    )
+    return True

@@ -1,0 +1,85 @@
+"""Revoking a connection's tokens at the app on disconnect (RFC 7009).
+
+The refresh token is revoked (which, per RFC 7009 §2.1, should also end the access
+tokens of the same grant), else the access token. The request authenticates the client
+like the App's remembered flavor (form bodies only: RFC 7009 §2.1 takes form
+parameters) and is recorded, redacted, like every token request.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from connections.models import ConfigVariable
+from connections.services import config_variable_disconnect
+from oauthflow import client
+from oauthflow.client import TransportError
+from oauthflow.flavors import FLAVORS_BY_NUMBER, BodyFormat, Flavor, build_token_request
+from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
+from oauthflow.redaction import REDACTED, redact_body, redact_fields, redact_headers
+
+
+def _form_flavor(preferred: int | None) -> Flavor:
+    flavor = FLAVORS_BY_NUMBER.get(preferred or 1, FLAVORS_BY_NUMBER[1])
+    if flavor.body_format is BodyFormat.JSON:
+        flavor = FLAVORS_BY_NUMBER[flavor.number - 1]  # the same credentials, form body
+    return flavor
+
+
+def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
+    """Ask the App's ``revocation_url`` to revoke the ConfigVariable's token.
+
+    Returns True when the app confirmed (HTTP 200, RFC 7009 §2.2); False when the App has
+    no revocation endpoint, there is no token, or the request failed (recorded; the
+    caller disconnects anyway, since the customer asked to).
+    """
+    app = config_variable.connection.app
+    token = config_variable.refresh_token or config_variable.access_token
+    if not app.revocation_url or not token:
+        return False
+    hint = "refresh_token" if config_variable.refresh_token else "access_token"
+    fields = {"token": token, "token_type_hint": hint}
+    flavor = _form_flavor(app.pinned_flavor or app.preferred_flavor)
+    spec = build_token_request(
+        flavor, client_id=app.client_id, client_secret=app.client_secret or "", fields=fields
+    )
+    secrets = (app.client_secret, token)
+    record = TokenRequest(
+        chain_id=uuid.uuid4(),
+        app=app,
+        config_variable=config_variable,
+        kind=TokenRequestKind.REVOCATION,
+        flavor=flavor.number,
+        url=app.revocation_url,
+        request_headers=redact_headers(spec.headers),
+        request_body=build_token_request(
+            flavor,
+            client_id=app.client_id,
+            client_secret=REDACTED,
+            fields=redact_fields({**fields, "token": REDACTED}),
+        ).body.decode(),
+    )
+    try:
+        reply = client.post(app.revocation_url, headers=spec.headers, body=spec.body)
+    except TransportError as exc:
+        record.outcome, record.error, record.message = Outcome.TRANSPORT_ERROR, exc.kind, str(exc)
+        record.duration_ms = exc.duration_ms
+        record.save()
+        return False
+    ok = reply.status == 200
+    record.status_code = reply.status
+    record.duration_ms = reply.duration_ms
+    record.response_excerpt = redact_body(reply.body, secrets)
+    record.outcome = Outcome.SUCCESS if ok else Outcome.REJECTED
+    record.message = "Token revoked." if ok else f"HTTP {reply.status} from the revocation URL"
+    record.save()
+    return ok
+
+
+def config_variable_disconnect_revoking(
+    *, config_variable: ConfigVariable, reason: str
+) -> ConfigVariable:
+    """Disconnect, revoking the token at the app first where it offers RFC 7009."""
+    revoked = config_variable_revoke(config_variable=config_variable)
+    suffix = " The token was revoked at the app." if revoked else ""
+    return config_variable_disconnect(config_variable=config_variable, reason=reason + suffix)

@@ -1,0 +1,180 @@
+"""Operators: the health dashboard, filters, alerts once per incident, /healthz, /metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+import pytest
+import responses
+from celery.exceptions import Retry
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.alerts import alert_raise, alert_resolve, webhook_signature
+from connections.dashboard import heartbeat_beat
+from connections.models import AlertIncident, Heartbeat, Status
+from connections.services import config_variable_transition
+from connections.tasks import send_alert_webhook
+from oauthflow.models import TokenRequest
+from tests.factories import ConfigVariableFactory, CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broken():
+    cv = ConfigVariableFactory(status=Status.CONNECTED, customer=CustomerFactory(name="Initech"))
+    config_variable_transition(
+        config_variable=cv,
+        to_status=Status.FAILING,
+        reason="503 three times",
+        diagnosis="server_error",
+    )
+    TokenRequest.objects.create(
+        app=cv.connection.app,
+        config_variable=cv,
+        kind="refresh",
+        flavor=1,
+        url=cv.connection.app.token_url,
+        outcome="not_a_token_reply",
+        status_code=503,
+        diagnosis="server_error",
+    )
+    return cv
+
+
+def test_dashboard_answers_which_are_broken_since_when_why_and_who(admin_client, broken):
+    html = admin_client.get(reverse("admin:connections_dashboard")).content.decode()
+    assert "Initech" in html  # who
+    assert "Failing (retrying)" in html  # what
+    assert broken.failing_since is not None
+    assert broken.failing_since.strftime("%Y-%m-%d %H:%M") in html  # since when
+    assert "token endpoint failed (HTTP 5xx)" in html  # why
+    assert "has never run" in html  # no sweep yet: beat looks down
+
+
+def test_dashboard_needs_view_permission(client, broken):
+    from tests.factories import UserFactory
+
+    staff = UserFactory(is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("admin:connections_dashboard")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("failing_for=any", 1),
+        ("failing_for=1h", 0),
+        ("expires_within=1h", 1),
+        ("expires_within=expired", 0),
+    ],
+)
+def test_changelist_filters(admin_client, broken, query, expected):
+    broken.expires_at = timezone.now() + timedelta(minutes=30)
+    broken.save()
+    ConfigVariableFactory(status=Status.CONNECTED)
+    response = admin_client.get(
+        reverse("admin:connections_configvariable_changelist") + "?" + query
+    )
+    assert response.context["cl"].result_count == expected
+
+
+def test_one_alert_per_incident_and_no_storm_when_flapping(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    cv = ConfigVariableFactory(status=Status.CONNECTED)
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):  # failing → connected → failing … within the cooldown
+            config_variable_transition(config_variable=cv, to_status=Status.FAILING, reason="503")
+            config_variable_transition(config_variable=cv, to_status=Status.CONNECTED, reason="ok")
+    assert len(mail.outbox) == 1
+    assert AlertIncident.objects.get().occurrences == 3
+
+
+def test_a_resolved_incident_alerts_again_after_the_cooldown(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    settings.ALERT_COOLDOWN_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alert_raise(key="k", subject="s", body="b")
+        alert_resolve(key="k")
+        assert alert_raise(key="k", subject="s", body="b")
+    assert len(mail.outbox) == 2
+
+
+@responses.activate
+def test_webhook_is_signed_and_retried(settings):
+    settings.ALERT_WEBHOOK_URL = "https://hooks.example.com/portal"
+    settings.ALERT_WEBHOOK_SECRET = "whsec-test"
+    incident = AlertIncident.objects.create(key="cv:1", subject="Acme / CRM: Failing")
+    responses.post(settings.ALERT_WEBHOOK_URL, status=502)
+    responses.post(settings.ALERT_WEBHOOK_URL, status=200)
+    with pytest.raises(Retry) as retry:  # a 502 is retried later, with backoff
+        send_alert_webhook.apply(args=[incident.pk, "details"])
+    assert retry.value.when >= 1
+    assert send_alert_webhook.apply(args=[incident.pk, "details"]).get() == 200
+    assert len(responses.calls) == 2
+    request = responses.calls[1].request
+    expected = "sha256=" + hmac.new(b"whsec-test", request.body, hashlib.sha256).hexdigest()
+    assert (
+        request.headers["X-Portal-Signature"]
+        == expected
+        == webhook_signature(request.body, "whsec-test")
+    )
+    assert json.loads(request.body)["subject"] == "Acme / CRM: Failing"
+
+
+def test_customer_contact_can_be_told_to_reconnect(admin_client, broken):
+    broken.customer.contact_email = "it@initech.example"
+    broken.customer.save()
+    admin_client.post(
+        reverse("admin:connections_configvariable_changelist"),
+        {"action": "tell_customer_to_reconnect", "_selected_action": [broken.pk]},
+    )
+    assert mail.outbox[-1].to == ["it@initech.example"]
+    assert broken.connection.name in mail.outbox[-1].body
+
+
+def test_healthz_ok_in_eager_mode(client):
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+
+
+def test_healthz_503_and_one_alert_when_beat_is_down(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = "memory://"
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    Heartbeat.objects.create(name="renewal_sweep", at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.get(reverse("healthz"))
+        client.get(reverse("healthz"))
+    assert first.status_code == 503
+    assert first.json()["sweep"] == "late"
+    assert len(mail.outbox) == 1
+    heartbeat_beat()
+    assert client.get(reverse("healthz")).json()["sweep"] == "ok"
+    assert AlertIncident.objects.get(key="beat:late").resolved_at is not None
+
+
+def test_metrics_exposes_statuses_requests_latency_and_sweep_lag(client, broken, settings):
+    settings.METRICS_TOKEN = "scrape-me"
+    assert client.get(reverse("metrics")).status_code == 401
+    text = client.get(reverse("metrics"), HTTP_AUTHORIZATION="Bearer scrape-me").content.decode()
+    assert (
+        f'portal_config_variables{{app="{broken.connection.app.slug}",status="failing"}} 1.0'
+        in text
+    )
+    assert 'kind="refresh"' in text
+    assert 'outcome="not_a_token_reply"' in text
+    assert "portal_sweep_age_seconds -1.0" in text
+    assert "portal_renewals_overdue" in text
