@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -20,6 +22,19 @@ def customer_for_user(user: AbstractBaseUser | AnonymousUser) -> Customer:
     return membership.customer
 
 
+@dataclass(frozen=True)
+class CustomerView:
+    """A connection as a customer sees it: ``state`` is one of "Not connected",
+    "Connecting…", "Connected", "Needs reconnection"; ``reason`` a plain sentence ("" when
+    all is well); ``action`` the main button's label; ``tone`` a CSS hint."""
+
+    state: str
+    tone: str
+    reason: str
+    action: str
+    can_disconnect: bool
+
+
 def customer_reason(config_variable: ConfigVariable | None) -> str:
     """Why a connection is not working, in plain words for the customer ("" if it is)."""
     if config_variable is None or config_variable.status not in ATTENTION_STATUSES:
@@ -28,16 +43,36 @@ def customer_reason(config_variable: ConfigVariable | None) -> str:
     return explain(key, app=config_variable.connection.app).customer_message
 
 
-def portal_rows(*, customer: Customer) -> list[tuple[Connection, ConfigVariable | None, str]]:
+def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
+    """How ``config_variable`` is shown in the portal (None: never connected)."""
+    status = config_variable.status if config_variable else Status.PENDING
+    reason = customer_reason(config_variable)
+    if status == Status.EXCHANGING:
+        return CustomerView("Connecting…", "busy", "", "Connect again", can_disconnect=False)
+    if status in (Status.CONNECTED, Status.FAILING):
+        note = "We are having trouble renewing access and keep trying." if reason else ""
+        return CustomerView("Connected", "ok", note, "Reconnect", can_disconnect=True)
+    if status == Status.REAUTHORIZATION_REQUIRED:
+        return CustomerView("Needs reconnection", "bad", reason, "Reconnect", can_disconnect=True)
+    if status == Status.ERROR:
+        return CustomerView("Not connected", "bad", reason, "Try again", can_disconnect=False)
+    return CustomerView("Not connected", "none", "", "Connect", can_disconnect=False)
+
+
+def portal_rows(
+    *, customer: Customer
+) -> list[tuple[Connection, ConfigVariable | None, CustomerView]]:
     """Every Connection with this customer's ConfigVariable for it (None: never
-    connected) and the plain reason it needs attention ("" when it does not)."""
+    connected) and how to show it."""
     mine = {
         cv.connection_id: cv
-        for cv in ConfigVariable.objects.filter(customer=customer).select_related("connection__app")
+        for cv in ConfigVariable.objects.filter(customer=customer).select_related(
+            "connection__app"
+        )
     }
     connections = Connection.objects.select_related("app").order_by("name")
     return [
-        (connection, mine.get(connection.pk), customer_reason(mine.get(connection.pk)))
+        (connection, mine.get(connection.pk), customer_view(mine.get(connection.pk)))
         for connection in connections
     ]
 

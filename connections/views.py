@@ -14,7 +14,7 @@ from connections.models import Status
 from connections.selectors import (
     config_variable_for_customer,
     customer_for_user,
-    customer_reason,
+    customer_view,
     portal_rows,
 )
 from oauthflow.revocation import config_variable_disconnect_revoking
@@ -47,7 +47,7 @@ def config_variable_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
             "customer": customer,
             "cv": config_variable,
             "in_progress": config_variable.status in IN_PROGRESS,
-            "reason": customer_reason(config_variable),
+            "view": customer_view(config_variable),
             "transitions": config_variable.transitions.all()[:10],
         },
     )
