@@ -116,17 +116,22 @@ def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> Co
 
 
 def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
-    if isinstance(exc, ProviderUnavailable):
-        return _record_transient(config_variable, exc)
-    if isinstance(exc, ReauthorizationRequired) or exc.error in PERMANENT_REFRESH_ERRORS:
+    permanent = isinstance(exc, ReauthorizationRequired) or exc.error in PERMANENT_REFRESH_ERRORS
+    if config_variable.status not in RENEWABLE_STATUSES or permanent:
+        first_fetch = config_variable.status not in RENEWABLE_STATUSES
+        # A first client-credentials fetch has nothing to keep alive: say what failed.
         return config_variable_fail(
             config_variable=config_variable,
-            to_status=Status.REAUTHORIZATION_REQUIRED,
-            reason="Renewal refused for good; the customer must reconnect",
+            to_status=Status.ERROR if first_fetch else Status.REAUTHORIZATION_REQUIRED,
+            reason="Fetching a client-credentials token failed"
+            if first_fetch
+            else "Renewal refused for good; the customer must reconnect",
             error=exc,
-            fallback_diagnosis="refresh_token_revoked",
+            fallback_diagnosis="rejected" if first_fetch else "refresh_token_revoked",
             refresh_at=None,
         )
+    if isinstance(exc, ProviderUnavailable):
+        return _record_transient(config_variable, exc)
     # Any other refusal (say invalid_client after a secret change): an admin can fix the
     # App, so keep retrying with backoff rather than making customers reconnect.
     return _record_transient(config_variable, exc)
@@ -220,16 +225,6 @@ def config_variable_renew(
                 config_variable=config_variable,
             )
         except ProviderError as exc:
-            if config_variable.status not in RENEWABLE_STATUSES:
-                # A first client-credentials fetch: nothing to keep alive, say what failed.
-                return config_variable_fail(
-                    config_variable=config_variable,
-                    to_status=Status.ERROR,
-                    reason="Fetching a client-credentials token failed",
-                    error=exc,
-                    fallback_diagnosis="rejected",
-                    refresh_at=None,
-                )
             return _renewal_failed(config_variable, exc)
         return _store_renewed(config_variable, result, kind, first_fetch=first_fetch)
     finally:
