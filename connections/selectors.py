@@ -59,6 +59,29 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
     return CustomerView("Not connected", "none", "", "Connect", can_disconnect=False)
 
 
+HISTORY_WORDS = {
+    Status.PENDING: "Not connected",
+    Status.AUTHORIZING: "Sent to the app to allow access",
+    Status.EXCHANGING: "Access allowed; connecting",
+    Status.CONNECTED: "Connected",
+    Status.FAILING: "Trouble renewing access; retrying",
+    Status.REAUTHORIZATION_REQUIRED: "Needs reconnection",
+    Status.ERROR: "Could not connect",
+    Status.DISCONNECTED: "Disconnected",
+}
+
+
+def customer_history(config_variable: ConfigVariable, *, limit: int = 10) -> list[tuple]:
+    """The newest ``limit`` events in customer words: (UTC time, sentence)."""
+    history = []
+    for transition in config_variable.transitions.all()[:limit]:
+        words = HISTORY_WORDS.get(transition.to_status, transition.to_status)
+        if transition.to_status == transition.from_status == Status.CONNECTED:
+            words = "Access renewed automatically"
+        history.append((transition.created_at, words))
+    return history
+
+
 def portal_rows(
     *, customer: Customer
 ) -> list[tuple[Connection, ConfigVariable | None, CustomerView]]:
@@ -66,9 +89,7 @@ def portal_rows(
     connected) and how to show it."""
     mine = {
         cv.connection_id: cv
-        for cv in ConfigVariable.objects.filter(customer=customer).select_related(
-            "connection__app"
-        )
+        for cv in ConfigVariable.objects.filter(customer=customer).select_related("connection__app")
     }
     connections = Connection.objects.select_related("app").order_by("name")
     return [

@@ -14,6 +14,7 @@ from connections.models import Status
 from connections.selectors import (
     config_variable_for_customer,
     customer_for_user,
+    customer_history,
     customer_view,
     portal_rows,
 )
@@ -48,7 +49,7 @@ def config_variable_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
             "cv": config_variable,
             "in_progress": config_variable.status in IN_PROGRESS,
             "view": customer_view(config_variable),
-            "transitions": config_variable.transitions.all()[:10],
+            "history": customer_history(config_variable),
         },
     )
 

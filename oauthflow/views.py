@@ -54,10 +54,12 @@ def callback(request: HttpRequest) -> HttpResponse:
     try:
         config_variable = exchange.callback_accept(session=request.session, params=params)
     except AuthorizationDenied as exc:
-        plain = explain(classify_callback_error(exc.error)).customer_message
+        if exc.kept_working:
+            plain = "Access was not granted; your existing connection was left as it was."
+        else:
+            plain = explain(classify_callback_error(exc.error)).customer_message
         said = f" (The app said: {exc.description})" if exc.description else ""
-        kept = " Your existing connection keeps working." if exc.kept_working else ""
-        messages.error(request, f"{plain}{said}{kept}")
+        messages.error(request, f"{plain}{said}")
         return redirect("connections:portal")
     except FlowError as exc:
         return render(request, "oauthflow/callback_error.html", {"reason": str(exc)}, status=400)

@@ -62,7 +62,7 @@ def test_cancelling_a_reconnect_keeps_the_working_connection(portal_client, conn
     connected.refresh_from_db()
     assert connected.status == Status.CONNECTED
     assert connected.access_token == "working-access"
-    assert b"keeps working" in response.content
+    assert b"left as it was" in response.content
 
 
 @responses.activate
