@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils import timezone
+
 from connections.models import RENEWABLE_STATUSES, ConfigVariable
 from oauthflow.exceptions import ProviderUnavailable, ReauthorizationRequired
 from oauthflow.renewal import config_variable_renew
@@ -35,6 +37,22 @@ def _usable(config_variable: ConfigVariable, min_valid_seconds: float) -> bool:
     )
 
 
+def _token(config_variable: ConfigVariable) -> AccessToken:
+    return AccessToken(
+        access_token=config_variable.access_token,
+        token_type=config_variable.token_type or "bearer",
+        expires_at=config_variable.expires_at,
+        scopes=config_variable.scopes_granted,
+    )
+
+
+def _backoff_left(config_variable: ConfigVariable) -> float:
+    """Seconds until a failed renewal may be tried again (0: no backoff in force)."""
+    if not config_variable.failure_count or config_variable.refresh_at is None:
+        return 0.0
+    return max((config_variable.refresh_at - timezone.now()).total_seconds(), 0.0)
+
+
 def get_access_token(
     *,
     config_variable_id: uuid.UUID | str,
@@ -45,8 +63,9 @@ def get_access_token(
 
     Raises ``ConfigVariable.DoesNotExist``; ``ReauthorizationRequired`` when the
     connection is not connected or its renewal was refused for good;
-    ``ProviderUnavailable`` when renewal failed for now or another worker's renewal did
-    not finish within ``wait_seconds``.
+    ``ProviderUnavailable`` (with ``retry_after`` seconds while a failed renewal backs
+    off) when renewal failed for now or another worker's renewal did not finish within
+    ``wait_seconds``. A token that has not expired yet is returned during a backoff.
     """
     deadline = time.monotonic() + wait_seconds
     while True:
@@ -58,11 +77,17 @@ def get_access_token(
                 diagnosis=config_variable.diagnosis,
             )
         if _usable(config_variable, min_valid_seconds):
-            return AccessToken(
-                access_token=config_variable.access_token,
-                token_type=config_variable.token_type or "bearer",
-                expires_at=config_variable.expires_at,
-                scopes=config_variable.scopes_granted,
+            return _token(config_variable)
+        backoff = _backoff_left(config_variable)
+        if backoff:
+            # A renewal just failed and waits out its backoff (and any Retry-After):
+            # callers must not hammer the app. Serve the old token while it still works.
+            if config_variable.access_token and not config_variable.is_expired:
+                return _token(config_variable)
+            raise ProviderUnavailable(
+                f"Renewal is backing off after a failure: {config_variable.last_error}",
+                diagnosis=config_variable.diagnosis,
+                retry_after=backoff,
             )
         renewed = config_variable_renew(
             config_variable_id=config_variable_id, if_expiring_within=min_valid_seconds

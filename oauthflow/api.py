@@ -37,7 +37,7 @@ def config_variable_token(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
         return _error(409, "reauthorization_required", str(exc))
     except ProviderUnavailable as exc:
         response = _error(503, "temporarily_unavailable", str(exc))
-        response["Retry-After"] = "30"
+        response["Retry-After"] = str(int(exc.retry_after or 30))
         return response
     response = JsonResponse(
         {

@@ -188,6 +188,12 @@ def run_token_chain(
                     retry_after=_retry_after(reply),
                     diagnosis=key,
                 ) from exc
+            if reply.status >= 500 and flavor.number == app.preferred_flavor:
+                # The flavor that works for this App failed server-side: a transient
+                # outage, which other flavors cannot fix (they would only add load).
+                raise ProviderUnavailable(
+                    str(exc), url=app.token_url, status=reply.status, diagnosis=key
+                ) from exc
             if key in CHAIN_ENDING_KEYS:
                 exc.diagnosis = key
                 exc.args = (f"{exc} No flavor can fix this, so the chain stopped.",)

@@ -16,7 +16,7 @@ from connections.api_keys import api_key_create
 from connections.models import Status
 from oauthflow import tasks
 from oauthflow.access import get_access_token
-from oauthflow.exceptions import ReauthorizationRequired
+from oauthflow.exceptions import ProviderUnavailable, ReauthorizationRequired
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.renewal import renewals_due
 from tests.factories import ConfigVariableFactory, CustomerFactory
@@ -140,3 +140,20 @@ def test_operators_are_emailed_when_a_connection_needs_reauthorization(
     assert len(mail.outbox) == 1
     assert "Reauthorization required" in mail.outbox[0].subject
     assert "old-refresh" not in mail.outbox[0].body
+
+
+@responses.activate
+def test_callers_after_a_failed_renewal_respect_its_backoff_and_retry_after():
+    cv = _connected(20)
+    responses.post(TOKEN_URL, status=429, headers={"Retry-After": "7"}, json={"error": "slow"})
+    with pytest.raises(ProviderUnavailable):
+        get_access_token(config_variable_id=cv.pk)  # the one renewal attempt: 429
+    # The old token still works for ~20 s: later callers get it, and send nothing.
+    assert get_access_token(config_variable_id=cv.pk).access_token == "old-access"
+    cv.refresh_from_db()
+    cv.expires_at = timezone.now() - timedelta(seconds=1)
+    cv.save()
+    with pytest.raises(ProviderUnavailable) as caught:
+        get_access_token(config_variable_id=cv.pk)
+    assert caught.value.retry_after >= 7
+    assert len(responses.calls) == 1

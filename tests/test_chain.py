@@ -169,3 +169,14 @@ def test_a_bad_secret_reads_invalid_client_even_when_json_flavors_come_first():
         with pytest.raises(ProviderError) as caught:
             run_token_chain(app=app, fields=FIELDS, kind="exchange")
     assert caught.value.error == "invalid_client"
+
+
+def test_a_server_error_on_the_known_good_flavor_is_transient_after_one_request():
+    app = AppFactory(preferred_flavor=1)
+    with responses.RequestsMock() as mock:
+        mock.post(TOKEN_URL, status=503, body="maintenance")
+        with pytest.raises(ProviderUnavailable):
+            run_token_chain(app=app, fields=FIELDS, kind="refresh")
+        assert len(mock.calls) == 1
+    app.refresh_from_db()
+    assert app.preferred_flavor == 1

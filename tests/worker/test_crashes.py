@@ -1,0 +1,174 @@
+"""Workers that die during a renewal, and what the next sweep makes of it.
+
+A renewal holds the ConfigVariable's lease (``oauthflow.lease``) while it spends the
+refresh token. A worker killed with the lease in hand never releases it; the lease
+then expires after ``RENEWAL_LEASE_SECONDS`` and the sweep takes the row up again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from celery.worker.worker import WorkController
+from django.utils import timezone
+
+from connections.models import ConfigVariable, Status
+from oauthflow import renewal
+from oauthflow.access import get_access_token
+from oauthflow.exceptions import ReauthorizationRequired
+from oauthflow.lease import lease_claim
+from oauthflow.models import Outcome, TokenRequest
+from tests.worker.provider import RotatingTokenProvider
+from tests.worker.support import TaskLog, lease_free, run_sweep
+
+pytestmark = pytest.mark.worker
+
+LEASE_SECONDS = 3  # a dead worker's lease: short, yet longer than one sweep takes
+
+
+class WorkerKilled(BaseException):
+    """A process killed outright (SIGKILL, OOM): not an ``Exception``, so no ``except
+    Exception`` in the code under test can swallow it."""
+
+
+def _wait_for_lease_expiry(cv: ConfigVariable) -> None:
+    cv.refresh_from_db()
+    assert cv.lease_expires_at is not None, "the dead worker's lease is gone"
+    remaining = (cv.lease_expires_at - timezone.now()).total_seconds()
+    time.sleep(max(remaining, 0) + 0.2)
+
+
+def test_a_lease_left_by_a_dead_worker_expires_and_the_next_sweep_renews(
+    celery_worker: WorkController,
+    task_log: TaskLog,
+    provider: RotatingTokenProvider,
+    make_config_variable: Callable[..., ConfigVariable],
+    settings: Any,
+) -> None:
+    """A worker claims a due ConfigVariable and dies before its token request (the lease
+    is never released). While that lease lives, sweeps leave the row alone, so nothing
+    spends the refresh token behind the dead worker's back; once it has expired the
+    next sweep renews the connection with one token request, and it stays connected."""
+    settings.RENEWAL_LEASE_SECONDS = LEASE_SECONDS
+    cv = make_config_variable(expires_in=20, due=True)
+    old_access, old_refresh = cv.access_token, cv.refresh_token
+    assert lease_claim(config_variable_id=cv.pk) is not None  # ... and the worker dies
+
+    assert run_sweep(task_log) == 0, "a sweep took a row under a live lease"
+    assert provider.request_count == 0
+
+    _wait_for_lease_expiry(cv)
+    assert run_sweep(task_log) == 1
+
+    seen = provider.requests
+    assert [(r.grant_type, r.refresh_token, r.status) for r in seen] == [
+        ("refresh_token", old_refresh, 200)
+    ]
+    cv.refresh_from_db()
+    assert cv.status == Status.CONNECTED, cv.last_error
+    assert cv.access_token == seen[0].access_token != old_access
+    assert cv.refresh_token == seen[0].issued_refresh_token
+    assert lease_free(cv.pk)
+    token = get_access_token(config_variable_id=cv.pk, min_valid_seconds=60)
+    assert token.access_token == cv.access_token
+    assert provider.request_count == 1
+
+
+def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotation(
+    celery_worker: WorkController,
+    task_log: TaskLog,
+    provider: RotatingTokenProvider,
+    make_config_variable: Callable[..., ConfigVariable],
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one renewal crash that loses something: the provider's rotation.
+
+    A worker running ``renew_config_variable`` (through Redis, in the real worker)
+    spends the refresh token, the provider answers 200 with a new access token AND a
+    new refresh token and invalidates the old one, and the worker is killed before it
+    writes them (simulated: ``config_variable_store_tokens`` raises a ``BaseException``
+    and, as a killed process runs no ``finally``, ``lease_release`` does nothing; the
+    thread pool reports it as Celery's ``WorkerLostError``). The new refresh token then
+    exists only at the provider: the database still holds the old, now spent, one.
+
+    While the dead worker's lease lives, sweeps leave the row alone. Once it expires,
+    the next sweep renews again with the only refresh token the portal has, the old
+    one; the rotating provider refuses it with ``invalid_grant``, and the connection
+    moves to ``reauthorization_required``: the customer must reconnect. Exactly two
+    token requests reach the provider, both spending the same refresh token.
+    """
+    settings.RENEWAL_LEASE_SECONDS = LEASE_SECONDS
+    cv = make_config_variable(expires_in=20, due=True)
+    old_access, old_refresh = cv.access_token, cv.refresh_token
+
+    real_store = renewal.config_variable_store_tokens
+    real_release = renewal.lease_release
+    killed = threading.Event()  # set when the worker "dies" holding the lease
+    dead_thread: list[int] = []
+
+    def store_then_die(**kwargs: Any) -> ConfigVariable:
+        if dead_thread:
+            return real_store(**kwargs)
+        dead_thread.append(threading.get_ident())
+        raise WorkerKilled("killed after the token reply, before the write")
+
+    def release_unless_dead(**kwargs: Any) -> bool:
+        if dead_thread and threading.get_ident() == dead_thread[0] and not killed.is_set():
+            killed.set()
+            return False  # a killed process runs no finally
+        return real_release(**kwargs)
+
+    monkeypatch.setattr(renewal, "config_variable_store_tokens", store_then_die)
+    monkeypatch.setattr(renewal, "lease_release", release_unless_dead)
+
+    from oauthflow.tasks import sweep_renewals
+
+    sweep_renewals.delay()
+    assert killed.wait(timeout=15), "the renewal never reached the write"
+
+    first = provider.requests
+    assert [(r.refresh_token, r.status) for r in first] == [(old_refresh, 200)]
+    rotated = first[0].issued_refresh_token
+    assert rotated
+    assert provider.is_live(rotated)
+    assert not provider.is_live(old_refresh)
+    cv.refresh_from_db()
+    assert (cv.status, cv.access_token, cv.refresh_token) == (
+        Status.CONNECTED,
+        old_access,
+        old_refresh,
+    ), "nothing of the reply was written"
+    assert cv.lease_token is not None, "the dead worker's lease is still held"
+    assert run_sweep(task_log) == 0, "a sweep took a row under a live lease"
+    assert provider.request_count == 1
+
+    _wait_for_lease_expiry(cv)
+    assert run_sweep(task_log) == 1
+
+    seen = provider.requests
+    assert [(r.refresh_token, r.status, r.error) for r in seen] == [
+        (old_refresh, 200, ""),
+        (old_refresh, 400, "invalid_grant"),
+    ]
+    cv.refresh_from_db()
+    assert cv.status == Status.REAUTHORIZATION_REQUIRED
+    assert cv.diagnosis == "refresh_token_revoked"
+    assert "invalid_grant" in cv.last_error
+    assert cv.refresh_at is None, "no more attempts: the customer must reconnect"
+    assert cv.refresh_token == old_refresh, "the rotated refresh token was lost"
+    assert provider.is_live(rotated), "...and it is still live at the provider"
+    rows = TokenRequest.objects.filter(config_variable=cv).order_by("created_at", "id")
+    assert [(r.outcome, r.error) for r in rows] == [
+        (Outcome.SUCCESS, ""),
+        (Outcome.REJECTED, "invalid_grant"),
+    ]
+    assert lease_free(cv.pk)
+    with pytest.raises(ReauthorizationRequired):
+        get_access_token(config_variable_id=cv.pk)
+    assert run_sweep(task_log) == 0, "a connection needing reauthorization is not renewed"
+    assert provider.request_count == 2
