@@ -79,6 +79,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options.setdefault("timeout", 20)
     _options.setdefault("transaction_mode", "IMMEDIATE")
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)  # seconds
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth, sessions, security -----------------------------------------------------------
@@ -146,6 +148,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes the database connection around every task unless told
+# to reuse it: reconnecting cost more than the token request itself (bench_renewal).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=120)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=100)
 CELERY_TASK_DEFAULT_QUEUE = "refresh"

@@ -24,6 +24,7 @@ from connections.models import (
 )
 from connections.notifications import notify_transition
 from oauthflow.diagnosis import explain
+from oauthflow.redaction import storable
 from oauthflow.tokens import TokenResponse
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def config_variable_transition(
         changes.setdefault("failing_since", None)
     config_variable.status = to_status
     for name, value in changes.items():
-        setattr(config_variable, name, value)
+        # Text from apps (error descriptions) may hold NULs, which PostgreSQL refuses.
+        setattr(config_variable, name, storable(value) if isinstance(value, str) else value)
     with transaction.atomic():
         # Only the fields changed here: a concurrent lease holder's columns stay intact.
         config_variable.save(update_fields=["status", "updated_at", *changes])
@@ -56,7 +58,7 @@ def config_variable_transition(
             config_variable=config_variable,
             from_status=from_status,
             to_status=to_status,
-            reason=reason[:2000],
+            reason=storable(reason)[:2000],
         )
     notify_transition(config_variable=config_variable, from_status=from_status, reason=reason)
     logger.info(

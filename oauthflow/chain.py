@@ -25,7 +25,14 @@ from oauthflow.diagnosis import Attempt, classify_attempt, classify_chain
 from oauthflow.exceptions import ProviderError, ProviderUnavailable
 from oauthflow.flavors import Flavor, build_token_request, flavor_order
 from oauthflow.models import Outcome, TokenRequest
-from oauthflow.redaction import REDACTED, redact_body, redact_fields, redact_headers, redact_text
+from oauthflow.redaction import (
+    REDACTED,
+    redact_body,
+    redact_fields,
+    redact_headers,
+    redact_text,
+    storable,
+)
 from oauthflow.tokens import TokenResponse, decode_body, parse_token_response
 
 logger = logging.getLogger(__name__)
@@ -113,7 +120,7 @@ class _ChainRun:
             response_excerpt=excerpt,
             duration_ms=duration_ms,
             outcome=outcome,
-            error=error[:200],
+            error=storable(error)[:200],
             message=message[:2000],
             diagnosis=classify_attempt(attempt, kind=self.kind),
         )

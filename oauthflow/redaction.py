@@ -29,6 +29,11 @@ SECRET_HEADERS = frozenset({"authorization", "cookie", "set-cookie", "proxy-auth
 EXCERPT_LIMIT = 2000  # characters of a response body kept
 
 
+def storable(text: str) -> str:
+    """``text`` without NUL characters, which PostgreSQL text columns cannot hold."""
+    return text.replace("\x00", "\ufffd")
+
+
 def redact_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``fields`` with secret-bearing values replaced by ``REDACTED``."""
     return {
@@ -57,7 +62,7 @@ def redact_text(text: str, secrets: Iterable[str | None]) -> str:
     pattern = "|".join(sorted(SECRET_FIELDS))
     text = re.sub(rf'("(?:{pattern})"\s*:\s*)"[^"]*"', rf'\1"{REDACTED}"', text)
     text = re.sub(rf"((?:^|[&?])(?:{pattern})=)[^&\s]*", rf"\1{REDACTED}", text)
-    return text
+    return storable(text)
 
 
 def redact_body(body: bytes, secrets: Iterable[str | None]) -> str:

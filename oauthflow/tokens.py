@@ -116,7 +116,9 @@ def _bounded_extra(data: dict[str, Any]) -> dict[str, Any]:
         if any(word in name.lower() for word in ("token", "secret", "password")):
             continue  # an app-specific credential: never kept in the clear
         try:
-            if len(json.dumps(value)) <= EXTRA_LIMIT:
+            dumped = json.dumps(value)
+            # PostgreSQL's jsonb refuses \u0000; an app's oddity, not configuration.
+            if len(dumped) <= EXTRA_LIMIT and "\\u0000" not in dumped and "\x00" not in name:
                 kept[name] = value
         except (TypeError, ValueError, RecursionError):
             continue

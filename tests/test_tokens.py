@@ -91,3 +91,8 @@ def test_replies_without_an_access_token_raise_with_the_rfc_error(
         parse_token_response(_reply(body, content_type, status))
     assert caught.value.error == error
     assert caught.value.status == status
+
+
+def test_extra_fields_with_nul_characters_are_dropped():
+    token = parse_token_response(_reply('{"access_token":"a","instance_url":"x\\u0000y","ok":"1"}'))
+    assert token.extra == {"ok": "1"}

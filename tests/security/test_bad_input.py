@@ -111,3 +111,27 @@ def test_16_kb_tokens_are_stored_and_read_back():
     assert cv.status == Status.CONNECTED
     assert (cv.access_token, cv.refresh_token) == (big_access, big_refresh)
     assert len(cv.token_type) <= 40
+
+
+def test_nul_bytes_from_an_app_are_stored_safely(portal_client):
+    app = AppFactory(pinned_flavor=1)
+    with responses.RequestsMock() as mock:
+        mock.post(
+            TOKEN_URL,
+            status=400,
+            body=b'{"error":"invalid\\u0000x","error_description":"a\\u0000b"}',
+        )
+        with pytest.raises(ProviderError):
+            run_token_chain(
+                app=app, fields={"grant_type": "client_credentials"}, kind="client_credentials"
+            )
+    assert "\x00" not in TokenRequest.objects.get().message
+    connection = ConnectionFactory()
+    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    state = location.split("state=")[1].split("&")[0]
+    response = portal_client.get(
+        reverse("oauthflow:callback")
+        + f"?state={state}&error=access%00denied&error_description=x%00y"
+    )
+    assert response.status_code == 302
+    assert "\x00" not in ConfigVariable.objects.get().last_error

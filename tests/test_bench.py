@@ -1,0 +1,211 @@
+"""Smoke tests of the renewal benchmark's pure pieces (``oauthflow.bench``).
+
+The benchmark itself needs PostgreSQL, Redis and real workers and is run by hand
+(``manage.py bench_renewal``); here: the local token endpoint's rotation and
+double-spend counting, its HTTP handling on loopback, the report, and the refusals.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import requests
+from django.core.management import CommandError, call_command
+
+from oauthflow.bench import (
+    STATS_PATH,
+    BenchRefused,
+    BenchReport,
+    EndpointStats,
+    RateResult,
+    RenewalRun,
+    SweepResult,
+    TokenEndpoint,
+    TokenLedger,
+    bench_environment_check,
+    command_line,
+    format_report,
+    parse_processes,
+    share_of_ceiling,
+)
+
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def _refresh(ledger: TokenLedger, token: str) -> tuple[int, dict]:
+    return ledger.token_reply(FORM, f"grant_type=refresh_token&refresh_token={token}".encode())
+
+
+def test_ledger_rotates_refresh_tokens_and_counts_double_spends():
+    ledger = TokenLedger(lifetime=60)
+
+    status, first = _refresh(ledger, "seed-1")
+    assert status == 200
+    assert first["expires_in"] == 60
+    assert first["refresh_token"] != "seed-1"
+    status, second = _refresh(ledger, first["refresh_token"])
+    assert status == 200
+    assert second["refresh_token"] not in ("seed-1", first["refresh_token"])
+
+    status, reused = _refresh(ledger, "seed-1")
+    assert status == 400
+    assert reused["error"] == "invalid_grant"
+    _refresh(ledger, "seed-1")
+
+    assert ledger.stats() == EndpointStats(
+        requests=4, refresh_requests=4, double_spends=2, tokens_seen=2
+    )
+
+
+def test_ledger_reads_json_bodies_and_other_grants():
+    ledger = TokenLedger()
+    body = json.dumps({"grant_type": "refresh_token", "refresh_token": "j-1"}).encode()
+    assert ledger.token_reply({"content-type": "application/json"}, body)[0] == 200
+    status, reply = ledger.token_reply(FORM, b"grant_type=client_credentials")
+    assert status == 200
+    assert "refresh_token" not in reply
+    assert ledger.token_reply(FORM, b"grant_type=password")[0] == 400
+    assert ledger.token_reply(FORM, b"grant_type=refresh_token")[0] == 400  # no token
+    assert ledger.stats().refresh_requests == 2
+
+
+def test_stats_minus_gives_the_counts_of_a_run():
+    before = EndpointStats(requests=5, refresh_requests=4, double_spends=1, tokens_seen=3)
+    after = EndpointStats(requests=9, refresh_requests=8, double_spends=1, tokens_seen=7)
+    assert after.minus(before) == EndpointStats(4, 4, 0, 4)
+
+
+def test_token_endpoint_process_serves_keep_alive_and_pipelined_requests():
+    with TokenEndpoint(lifetime=120) as endpoint:
+        session = requests.Session()
+        token = "seed-http"
+        for _ in range(3):  # one kept-alive connection, each reply rotating the token
+            reply = session.post(
+                endpoint.url,
+                data={"grant_type": "refresh_token", "refresh_token": token},
+                timeout=5,
+            )
+            assert reply.status_code == 200
+            token = reply.json()["refresh_token"]
+        reused = session.post(
+            endpoint.url,
+            data={"grant_type": "refresh_token", "refresh_token": "seed-http"},
+            timeout=5,
+        )
+        assert reused.json() == {"error": "invalid_grant", "error_description": "token reused"}
+
+        body = b"grant_type=refresh_token&refresh_token=pipelined-"
+        request = (
+            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n%s"
+        )
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=5) as raw:
+            both = request % (len(body) + 1, body + b"a") + request % (len(body) + 1, body + b"b")
+            raw.sendall(both)  # two requests in one write: two replies, in order
+            received = b""
+            while received.count(b"HTTP/1.1 200 OK") < 2:
+                received += raw.recv(65536)
+
+        assert endpoint.stats() == EndpointStats(
+            requests=6, refresh_requests=6, double_spends=1, tokens_seen=5
+        )
+        assert requests.get(f"http://127.0.0.1:{endpoint.port}{STATS_PATH}", timeout=5).ok
+    assert endpoint.process is None
+
+
+def _report() -> BenchReport:
+    ceiling = RateResult(count=1000, seconds=1.0)
+    runs = [
+        RenewalRun(
+            processes=processes,
+            pool="prefork",
+            due=1000,
+            renewed=1000,
+            failed=0,
+            seconds=seconds,
+            first_after=0.1,
+            endpoint=EndpointStats(1000, 1000, 0, 1000),
+            logged_requests=1000,
+            mean_http_ms=1.5,
+        )
+        for processes, seconds in ((1, 1.6), (2, 1.25))
+    ]
+    sweeps = [
+        SweepResult(
+            rows=rows,
+            due=500,
+            returned=500,
+            median_ms=median,
+            best_ms=median * 0.9,
+            execution_ms=0.5,
+            uses_index=True,
+            plan="Index Scan using config_variable_due",
+        )
+        for rows, median in ((10_000, 1.0), (1_000_000, 1.2))
+    ]
+    return BenchReport(
+        command="python manage.py bench_renewal --n 1000", n=1000, ceiling=ceiling, runs=runs,
+        sweeps=sweeps,
+    )  # fmt: skip
+
+
+def test_report_shows_every_figure_and_checks_the_targets():
+    report = _report()
+    assert share_of_ceiling(report.runs[0], report.ceiling) == pytest.approx(0.625)
+    assert share_of_ceiling(report.runs[1], report.ceiling) == pytest.approx(0.4)
+
+    text = format_report(report)
+
+    assert "python manage.py bench_renewal --n 1000" in text
+    assert "1000.0 requests/s" in text
+    assert "PASS  1 process(es): 0.62 of the ceiling per process" in text
+    assert "FAIL  2 process(es): 0.40 of the ceiling per process" in text
+    assert "PASS  token requests per renewal: 1.00, 1.00" in text
+    assert "PASS  double spends: 0" in text
+    assert "PASS  sweep uses config_variable_due at every size" in text
+    assert "PASS  sweep time x1.20 (best; median x1.20) for x100 rows" in text
+    assert "Plan at 1,000,000 rows:" in text
+
+
+def test_report_flags_double_spends_and_extra_requests():
+    report = _report()
+    run = report.runs[0]
+    report.runs[0] = RenewalRun(
+        **{**run.__dict__, "endpoint": EndpointStats(1100, 1100, 3, 1097), "logged_requests": 1100}
+    )
+    text = format_report(report)
+    assert "FAIL  token requests per renewal: 1.10, 1.00" in text
+    assert "FAIL  double spends: 3" in text
+    assert "connection per renewal" not in text  # db_sessions unknown
+
+
+def test_report_names_a_connection_per_renewal():
+    report = _report()
+    report.runs[0] = RenewalRun(**{**report.runs[0].__dict__, "db_sessions": 1001})
+    assert "opened a PostgreSQL connection per renewal" in format_report(report)
+
+
+def test_parse_processes():
+    assert parse_processes("1,2") == (1, 2)
+    with pytest.raises(ValueError, match="positive"):
+        parse_processes("0")
+
+
+def test_command_line_masks_passwords(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://bench:s3cret@db:5432/bench")
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    line = command_line(["manage.py", "bench_renewal", "--n", "10"])
+    assert line == (
+        "DATABASE_URL=postgres://bench:***@db:5432/bench python manage.py bench_renewal --n 10"
+    )
+
+
+def test_refuses_without_postgresql_and_redis(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(BenchRefused, match="PostgreSQL"):
+        bench_environment_check()
+    with pytest.raises(CommandError, match="needs PostgreSQL"):
+        call_command("bench_renewal", "--n", "10")
