@@ -25,6 +25,9 @@ if DEBUG:
     environ.Env.read_env(LOCAL_ENV_FILE, overwrite=False)
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+# Old secret keys, newest first: sessions and signed states stay valid, and secrets at
+# rest (whose keys derive from SECRET_KEY too) stay readable until re-encrypted.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 

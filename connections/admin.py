@@ -424,7 +424,7 @@ class ConfigVariableAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             f"Emailed: {', '.join(told) or 'nobody'}."
-            + (f" No contact address for: {', '.join(untold)}." if untold else ""),
+            + (f" No contact address for: {', '.join(untold).rstrip('.')}." if untold else ""),
             messages.SUCCESS if not untold else messages.WARNING,
         )
 
@@ -437,6 +437,7 @@ class ConfigVariableAdmin(admin.ModelAdmin):
                 config_variable=config_variable,
                 to_status=Status.REAUTHORIZATION_REQUIRED,
                 reason=f"Marked for reconnection by {request.user} in the admin.",
+                diagnosis="operator_reconnect",
                 refresh_at=None,
             )
         self.message_user(request, "The customers will see Reconnect on those connections.")
@@ -478,12 +479,24 @@ class ConfigVariableAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disconnect (forget tokens)", permissions=["change"])
     def disconnect(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:
-        for config_variable in queryset:
-            config_variable_disconnect_revoking(
+        failed = []
+        for config_variable in queryset.select_related("customer", "connection__app"):
+            outcome = config_variable_disconnect_revoking(
                 config_variable=config_variable,
                 reason=f"Disconnected by {request.user} in the admin.",
             )
+            if outcome.revocation_failed:
+                failed.append(str(config_variable))
         self.message_user(request, f"Disconnected {queryset.count()} connection(s).")
+        if failed:
+            self.message_user(
+                request,
+                "Revoking the token at the app failed for: "
+                + "; ".join(failed)
+                + ". Those tokens may keep working at the app until they expire; see the "
+                "token requests.",
+                messages.WARNING,
+            )
 
 
 @admin.register(ApiKey)
@@ -501,7 +514,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return ("customer", "name", "prefix", "created_at", "last_used_at", "revoked")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
-        return self.readonly_fields + (("customer",) if obj else ())
+        # A revoked key stays revoked: issue a new one instead of reviving a leaked one.
+        locked = ("customer", "revoked") if obj is not None and obj.revoked else ("customer",)
+        return self.readonly_fields + (locked if obj else ())
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
         if change:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Avg, Count, Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -23,7 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from config.celery import app as celery_app
 from connections.alerts import alert_raise, alert_resolve
 from connections.dashboard import overdue, sweep_age, sweep_is_late
-from connections.models import ConfigVariable
+from connections.models import App, ConfigVariable
 from oauthflow.models import TokenRequest
 
 LATENCY_WINDOW_SECONDS = 3600
@@ -35,6 +36,16 @@ def _database_ok() -> bool:
             cursor.execute("SELECT 1")
         return True
     except Exception:
+        return False
+
+
+def _keys_ok() -> bool:
+    """Whether the configured keys decrypt the stored secrets (one sample of each kind)."""
+    try:
+        App.objects.exclude(client_secret=None).only("client_secret").first()
+        ConfigVariable.objects.exclude(access_token=None).only("access_token").first()
+        return True
+    except ImproperlyConfigured:
         return False
 
 
@@ -54,6 +65,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Database, broker and sweep age; 503 when any is unhealthy. A late sweep (beat
     down) also opens the ``beat:late`` alert."""
     database = _database_ok()
+    keys = _keys_ok() if database else False
     broker = _broker_ok()
     age = sweep_age() if database else None
     eager = settings.CELERY_TASK_ALWAYS_EAGER
@@ -67,11 +79,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
             )
         else:
             alert_resolve(key="beat:late")
-    healthy = database and broker is not False and not late
+    healthy = database and keys and broker is not False and not late
     return JsonResponse(
         {
             "status": "ok" if healthy else "unhealthy",
             "database": "ok" if database else "down",
+            "encryption_keys": "ok" if keys else "cannot decrypt stored secrets",
             "broker": {None: "eager (no broker)", True: "ok", False: "down"}[broker],
             "last_sweep_age_seconds": None if age is None else round(age, 1),
             "sweep": "n/a (eager)" if eager else ("late" if late else "ok"),

@@ -11,6 +11,9 @@ from django.shortcuts import get_object_or_404
 from connections.models import ConfigVariable, Connection, Customer, Status
 from oauthflow.diagnosis import explain
 
+TRANSIENT_KEYS = frozenset(
+    {"server_error", "rate_limited", "timeout", "connection_error", "callback_server_error"}
+)
 ATTENTION_STATUSES = (Status.ERROR, Status.REAUTHORIZATION_REQUIRED, Status.FAILING)
 
 
@@ -40,6 +43,9 @@ def customer_reason(config_variable: ConfigVariable | None) -> str:
     if config_variable is None or config_variable.status not in ATTENTION_STATUSES:
         return ""
     key = config_variable.diagnosis or "rejected"
+    if config_variable.status == Status.ERROR and key in TRANSIENT_KEYS:
+        # A failed first connect is not retried by itself: the customer must try again.
+        return "The app had a problem or could not be reached. Please try again in a few minutes."
     return explain(key, app=config_variable.connection.app).customer_message
 
 

@@ -73,8 +73,14 @@ def config_variable_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
 def disconnect(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     customer = customer_for_user(request.user)
     config_variable = config_variable_for_customer(customer=customer, pk=pk)
-    config_variable_disconnect_revoking(
+    outcome = config_variable_disconnect_revoking(
         config_variable=config_variable, reason=f"Disconnected by {request.user} in the portal."
     )
     messages.success(request, f"{config_variable.connection.name} is disconnected.")
+    if outcome.revocation_failed:
+        messages.warning(
+            request,
+            "The app did not confirm that it revoked our access; you can also remove it in "
+            "the app's own settings.",
+        )
     return redirect("connections:portal")

@@ -30,10 +30,20 @@ class AccessToken:
     scopes: str
 
 
+def effective_min_valid(config_variable: ConfigVariable, min_valid_seconds: float) -> float:
+    """``min_valid_seconds``, but at most half the token's stored lifetime: an app whose
+    tokens live 60 s can never give one valid for 60 s more, and asking anew on every
+    call would only spend refresh tokens."""
+    if config_variable.expires_at and config_variable.refreshed_at:
+        lifetime = (config_variable.expires_at - config_variable.refreshed_at).total_seconds()
+        return min(min_valid_seconds, max(lifetime, 0) / 2)
+    return min_valid_seconds
+
+
 def _usable(config_variable: ConfigVariable, min_valid_seconds: float) -> bool:
     expires_in = config_variable.expires_in
     return bool(config_variable.access_token) and (
-        expires_in is None or expires_in >= min_valid_seconds
+        expires_in is None or expires_in >= effective_min_valid(config_variable, min_valid_seconds)
     )
 
 
@@ -72,8 +82,8 @@ def get_access_token(
         config_variable = ConfigVariable.objects.get(pk=config_variable_id)
         if config_variable.status not in RENEWABLE_STATUSES:
             raise ReauthorizationRequired(
-                f"The connection is {config_variable.get_status_display().lower()}; "
-                "the customer must connect it first.",
+                f"The connection is not connected ({config_variable.status}); the customer "
+                "must connect it first.",
                 diagnosis=config_variable.diagnosis,
             )
         if _usable(config_variable, min_valid_seconds):
@@ -90,8 +100,11 @@ def get_access_token(
                 retry_after=backoff,
             )
         renewed = config_variable_renew(
-            config_variable_id=config_variable_id, if_expiring_within=min_valid_seconds
+            config_variable_id=config_variable_id,
+            if_expiring_within=effective_min_valid(config_variable, min_valid_seconds),
         )
+        if renewed is not None and renewed.failure_count == 0 and renewed.access_token:
+            return _token(renewed)  # just renewed: as fresh as the app gives
         if renewed is not None and not _usable(renewed, min_valid_seconds):
             if renewed.status not in RENEWABLE_STATUSES:
                 continue  # raises above with the recorded reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from connections.api_keys import api_key_authenticate
@@ -21,6 +22,7 @@ def _error(status: int, error: str, message: str) -> JsonResponse:
     return JsonResponse({"error": error, "message": message}, status=status)
 
 
+@csrf_exempt  # bearer-key API: no cookies, so no CSRF; anything but GET is a 405
 @require_GET
 def config_variable_token(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")

@@ -164,6 +164,16 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
         "are refused in production (SSRF protection; OAUTH_ALLOW_PRIVATE_NETWORKS).",
         _ADMIN,
     ),
+    "revocation_failed": (
+        "The app did not confirm revoking the token (RFC 7009).{detail}",
+        "Check the App's revocation URL; the token stays valid at the app until it expires.",
+        "Disconnected.",
+    ),
+    "operator_reconnect": (
+        "An operator marked this connection for reconnection.",
+        "The customer must press Reconnect.",
+        "Please press Reconnect to sign in to the app again.",
+    ),
     "unauthorized_client": (
         "The app says this client may not use this grant type (unauthorized_client).{detail}",
         "Enable the grant (authorization code, refresh token or client credentials) for "

@@ -20,7 +20,7 @@ class TokenRequestKind(models.TextChoices):
 
 
 class Outcome(models.TextChoices):
-    SUCCESS = "success", "Tokens received"
+    SUCCESS = "success", "Succeeded"
     REJECTED = "rejected", "Rejected by the app"
     NOT_A_TOKEN_REPLY = "not_a_token_reply", "Not a token response"
     TRANSPORT_ERROR = "transport_error", "No response (network)"

@@ -9,6 +9,7 @@ parameters) and is recorded, redacted, like every token request.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from connections.models import ConfigVariable
 from connections.services import config_variable_disconnect
@@ -63,6 +64,7 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
         reply = client.post(app.revocation_url, headers=spec.headers, body=spec.body)
     except TransportError as exc:
         record.outcome, record.error, record.message = Outcome.TRANSPORT_ERROR, exc.kind, str(exc)
+        record.diagnosis = "revocation_failed"
         record.duration_ms = exc.duration_ms
         record.save()
         return False
@@ -72,14 +74,32 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
     record.response_excerpt = redact_body(reply.body, secrets)
     record.outcome = Outcome.SUCCESS if ok else Outcome.REJECTED
     record.message = "Token revoked." if ok else f"HTTP {reply.status} from the revocation URL"
+    record.diagnosis = "ok" if ok else "revocation_failed"
     record.save()
     return ok
 
 
+@dataclass(frozen=True)
+class Disconnected:
+    """A disconnect's outcome: ``revocation_failed`` means the app offers revocation but
+    did not confirm it, so the token may still work there until it expires."""
+
+    config_variable: ConfigVariable
+    revoked: bool
+    revocation_failed: bool
+
+
 def config_variable_disconnect_revoking(
     *, config_variable: ConfigVariable, reason: str
-) -> ConfigVariable:
+) -> Disconnected:
     """Disconnect, revoking the token at the app first where it offers RFC 7009."""
+    had_token = bool(config_variable.refresh_token or config_variable.access_token)
     revoked = config_variable_revoke(config_variable=config_variable)
+    failed = bool(config_variable.connection.app.revocation_url) and had_token and not revoked
     suffix = " The token was revoked at the app." if revoked else ""
-    return config_variable_disconnect(config_variable=config_variable, reason=reason + suffix)
+    if failed:
+        suffix = " Revoking the token at the app failed; it may work there until it expires."
+    config_variable = config_variable_disconnect(
+        config_variable=config_variable, reason=reason + suffix
+    )
+    return Disconnected(config_variable, revoked=revoked, revocation_failed=failed)

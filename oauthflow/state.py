@@ -58,17 +58,17 @@ def state_consume(*, session: SessionBase, state: str) -> ConsumedState:
     Raises ``InvalidState`` with a reason a person can act on.
     """
     if not state:
-        raise InvalidState("The sign-in link is missing its state parameter.")
+        raise InvalidState("This sign-in link is incomplete (its state parameter is missing).")
     if len(state) > MAX_STATE_LENGTH:
-        raise InvalidState("The state parameter is malformed (far too long).")
+        raise InvalidState("This sign-in link is damaged (its state parameter is far too long).")
     try:
         payload = signing.loads(state, salt=SALT, max_age=settings.OAUTH_STATE_MAX_AGE)
     except signing.SignatureExpired as exc:
         raise InvalidState("The sign-in took too long and expired. Press Connect again.") from exc
     except signing.BadSignature as exc:
-        raise InvalidState("The state parameter was altered or forged.") from exc
+        raise InvalidState("This sign-in link was altered, so it cannot be trusted.") from exc
     if not isinstance(payload, dict) or not {"cv", "n"} <= payload.keys():
-        raise InvalidState("The state parameter was altered or forged.")
+        raise InvalidState("This sign-in link was altered, so it cannot be trusted.")
     pending = dict(session.get(SESSION_KEY, {}))
     if pending.get(payload["n"]) != payload["cv"]:
         raise InvalidState(
@@ -80,4 +80,4 @@ def state_consume(*, session: SessionBase, state: str) -> ConsumedState:
     try:
         return ConsumedState(config_variable_id=uuid.UUID(payload["cv"]), nonce=payload["n"])
     except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidState("The state parameter was altered or forged.") from exc
+        raise InvalidState("This sign-in link was altered, so it cannot be trusted.") from exc

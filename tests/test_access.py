@@ -157,3 +157,19 @@ def test_callers_after_a_failed_renewal_respect_its_backoff_and_retry_after():
         get_access_token(config_variable_id=cv.pk)
     assert caught.value.retry_after >= 7
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_short_lived_tokens_are_served_without_renewing_on_every_call():
+    cv = _connected(30)  # a 60 s token stored with a 30 s margin
+    cv.refreshed_at = timezone.now()
+    cv.save()
+    with responses.RequestsMock():
+        assert get_access_token(config_variable_id=cv.pk).access_token == "old-access"
+    # 25 s later, 5 s are left of its 30: under half its lifetime, so it is renewed.
+    cv.refreshed_at = timezone.now() - timedelta(seconds=25)
+    cv.expires_at = timezone.now() + timedelta(seconds=5)
+    cv.save()
+    responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 60})
+    assert get_access_token(config_variable_id=cv.pk).access_token == "new-access"
+    assert len(responses.calls) == 1

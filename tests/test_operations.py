@@ -178,3 +178,54 @@ def test_metrics_exposes_statuses_requests_latency_and_sweep_lag(client, broken,
     assert 'outcome="not_a_token_reply"' in text
     assert "portal_sweep_age_seconds -1.0" in text
     assert "portal_renewals_overdue" in text
+
+
+@responses.activate
+def test_a_failed_revocation_on_disconnect_is_reported(admin_client):
+    cv = ConfigVariableFactory(
+        status=Status.CONNECTED,
+        refresh_token="rt-to-revoke",
+        connection__app__revocation_url="https://app.example.com/oauth2/revoke",
+    )
+    responses.post("https://app.example.com/oauth2/revoke", status=500)
+    response = admin_client.post(
+        reverse("admin:connections_configvariable_changelist"),
+        {"action": "disconnect", "_selected_action": [cv.pk]},
+        follow=True,
+    )
+    assert "Revoking the token at the app failed" in response.content.decode()
+    cv.refresh_from_db()
+    assert cv.status == Status.DISCONNECTED
+    record = TokenRequest.objects.get(kind="revocation")
+    assert record.diagnosis == "revocation_failed"
+    assert "rt-to-revoke" not in record.request_body
+
+
+def test_marked_connections_tell_the_customer_to_reconnect(admin_client, portal_client, customer):
+    cv = ConfigVariableFactory(customer=customer, status=Status.CONNECTED)
+    admin_client.post(
+        reverse("admin:connections_configvariable_changelist"),
+        {"action": "mark_for_reconnection", "_selected_action": [cv.pk]},
+    )
+    html = portal_client.get(reverse("connections:portal")).content.decode()
+    assert "Needs reconnection" in html
+    assert "Please press Reconnect" in html
+
+
+def test_the_token_api_answers_other_methods_with_405(client):
+    cv = ConfigVariableFactory()
+    assert client.post(reverse("oauthflow:api_token", args=[cv.pk])).status_code == 405
+
+
+def test_a_revoked_api_key_cannot_be_revived_in_the_admin(admin_client):
+    from connections.api_keys import api_key_create
+
+    key, _ = api_key_create(customer=CustomerFactory(), name="ci")
+    key.revoked = True
+    key.save()
+    admin_client.post(
+        reverse("admin:connections_apikey_change", args=[key.pk]),
+        {"name": "ci", "revoked": ""},
+    )
+    key.refresh_from_db()
+    assert key.revoked

@@ -88,3 +88,11 @@ def test_reading_with_no_matching_key_fails_loudly_instead_of_returning_cipherte
     keys("a-key-never-used")
     with pytest.raises(ImproperlyConfigured, match="FIELD_ENCRYPTION_KEYS"):
         App.objects.get(pk=secrets_stored[0].pk)
+
+
+def test_healthz_reports_keys_that_cannot_decrypt(secrets_stored, keys, client):
+    assert client.get("/healthz").json()["encryption_keys"] == "ok"
+    keys("a-key-never-used")
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["encryption_keys"] == "cannot decrypt stored secrets"
