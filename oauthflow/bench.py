@@ -833,6 +833,9 @@ def worker_env(*, log_level: str) -> dict[str, str]:
     return env
 
 
+THREADS_PER_WORKER = 8
+
+
 class WorkerGroup:
     """Real ``celery worker`` processes for one run, started and stopped cleanly.
 
@@ -862,6 +865,9 @@ class WorkerGroup:
         nonce = secrets.token_hex(3)
         if self.pool == "solo":
             layout = [(f"bench-{nonce}-{i}@%h", 1) for i in range(self.processes)]
+        elif self.pool == "threads":
+            # One process each; its threads overlap the waits on HTTP and the database.
+            layout = [(f"bench-{nonce}-{i}@%h", THREADS_PER_WORKER) for i in range(self.processes)]
         else:
             layout = [(f"bench-{nonce}@%h", self.processes)]
         env = worker_env(log_level=self.log_level)

@@ -56,9 +56,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--pool",
-            choices=("prefork", "solo"),
+            choices=("prefork", "solo", "threads"),
             default=defaults.pool,
-            help="prefork: one worker with -c N (default); solo: N single-process workers.",
+            help="prefork: one worker with -c N (default); solo: N single-process workers; "
+            "threads: N single-process workers with THREADS_PER_WORKER threads each.",
         )
         parser.add_argument(
             "--rows-small",
