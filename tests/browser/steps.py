@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Locator, Page, expect
 
-from connections.models import App, Connection, Customer, CustomerUser, GrantType
+from connections.models import Connection, Customer, CustomerUser, GrantType
 from tests.e2e.conftest import SandboxServer
 
 PORTAL_USERNAME = "carol"
@@ -45,16 +45,8 @@ def portal_data(sandbox: SandboxServer) -> tuple[Customer, Connection]:
     customer = Customer.objects.create(name="Acme Widgets Ltd")
     user = get_user_model().objects.create_user(PORTAL_USERNAME, password=PORTAL_PASSWORD)
     CustomerUser.objects.create(user=user, customer=customer)
-    app = App.objects.create(
-        name="Sandbox",
-        slug="sandbox",
-        authorize_url=sandbox.authorize_url,
-        token_url=sandbox.token_url,
-        client_id=sandbox.client_id,
-        client_secret=sandbox.client_secret,
-        default_scopes=SCOPES,
-        use_pkce=True,
-        revocation_url=f"{sandbox.base_url}/o/revoke_token/",
+    app = sandbox.create_app(
+        default_scopes=SCOPES, revocation_url=f"{sandbox.base_url}/o/revoke_token/"
     )
     connection = Connection.objects.create(
         app=app,
@@ -62,15 +54,7 @@ def portal_data(sandbox: SandboxServer) -> tuple[Customer, Connection]:
         slug="sandbox-widgets",
         description="Read and write your widgets",
     )
-    machine = App.objects.create(
-        name="Sandbox machine",
-        slug="sandbox-machine",
-        grant_type=GrantType.CLIENT_CREDENTIALS,
-        token_url=sandbox.token_url,
-        client_id=sandbox.cc_client_id,
-        client_secret=sandbox.cc_client_secret,
-        default_scopes="read",
-    )
+    machine = sandbox.create_machine_app()
     Connection.objects.create(
         app=machine,
         name="Sandbox service account",

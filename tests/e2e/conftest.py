@@ -23,6 +23,8 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
+from connections.models import App, GrantType
+
 REPO_DIR = Path(__file__).resolve().parents[2]
 CALLBACK_PATH = "/oauth2/callback"
 START_TIMEOUT = 60.0  # seconds: the first start migrates a fresh database
@@ -55,6 +57,33 @@ class SandboxServer:
     @property
     def introspect_url(self) -> str:
         return f"{self.base_url}/o/introspect/"
+
+    def create_app(self, **overrides: Any) -> App:
+        """An authorization-code App for the sandbox's demo client (PKCE, offline access)."""
+        values = {
+            "name": "Sandbox",
+            "slug": "sandbox",
+            "authorize_url": self.authorize_url,
+            "token_url": self.token_url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "default_scopes": "read write offline_access",
+            "use_pkce": True,
+        }
+        return App.objects.create(**{**values, **overrides})
+
+    def create_machine_app(self, **overrides: Any) -> App:
+        """A client-credentials App for the sandbox's machine client."""
+        values = {
+            "name": "Sandbox machine",
+            "slug": "sandbox-machine",
+            "grant_type": GrantType.CLIENT_CREDENTIALS,
+            "token_url": self.token_url,
+            "client_id": self.cc_client_id,
+            "client_secret": self.cc_client_secret,
+            "default_scopes": "read",
+        }
+        return App.objects.create(**{**values, **overrides})
 
     def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 introspection of an access token, as the demo client."""

@@ -15,7 +15,6 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from connections.models import (
-    App,
     ConfigVariable,
     Connection,
     Customer,
@@ -47,16 +46,7 @@ def portal_customer(transactional_db: None) -> Customer:
 
 
 def _connection(sandbox: SandboxServer, *, client_secret: str) -> Connection:
-    app = App.objects.create(
-        name="Sandbox",
-        slug="sandbox",
-        authorize_url=sandbox.authorize_url,
-        token_url=sandbox.token_url,
-        client_id=sandbox.client_id,
-        client_secret=client_secret,
-        default_scopes=SCOPES,
-        use_pkce=True,
-    )
+    app = sandbox.create_app(client_secret=client_secret, default_scopes=SCOPES)
     return Connection.objects.create(app=app, name="Sandbox widgets", slug="sandbox-widgets")
 
 
@@ -238,16 +228,7 @@ def test_which_flavors_the_sandbox_accepts(
     error: str,
 ) -> None:
     """DOT takes Basic (it form-decodes the credentials) or body credentials, form only."""
-    app = App.objects.create(
-        name="Sandbox machine",
-        slug="sandbox-machine",
-        grant_type=GrantType.CLIENT_CREDENTIALS,
-        token_url=sandbox_server.token_url,
-        client_id=sandbox_server.cc_client_id,
-        client_secret=sandbox_server.cc_client_secret,
-        default_scopes="read",
-        pinned_flavor=flavor,
-    )
+    app = sandbox_server.create_machine_app(pinned_flavor=flavor)
     connection = Connection.objects.create(
         app=app, name="Machine", slug="machine", grant_type=GrantType.CLIENT_CREDENTIALS
     )
@@ -274,15 +255,7 @@ def test_which_flavors_the_sandbox_accepts(
 def test_a_client_credentials_connection_connects_from_the_portal(
     browser: Browser, sandbox_server: SandboxServer, portal_customer: Customer
 ) -> None:
-    app = App.objects.create(
-        name="Sandbox machine",
-        slug="sandbox-machine",
-        grant_type=GrantType.CLIENT_CREDENTIALS,
-        token_url=sandbox_server.token_url,
-        client_id=sandbox_server.cc_client_id,
-        client_secret=sandbox_server.cc_client_secret,
-        default_scopes="read",
-    )
+    app = sandbox_server.create_machine_app()
     connection = Connection.objects.create(
         app=app, name="Machine", slug="machine", grant_type=GrantType.CLIENT_CREDENTIALS
     )

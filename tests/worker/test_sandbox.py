@@ -22,7 +22,6 @@ from celery.worker.worker import WorkController
 from django.contrib.auth import get_user_model
 
 from connections.models import (
-    App,
     ConfigVariable,
     Connection,
     Customer,
@@ -124,16 +123,7 @@ def test_a_sandbox_connection_renews_itself_with_beat_and_a_worker(
     customer = Customer.objects.create(name="Sandbox renewals")
     user = get_user_model().objects.create_user(USERNAME, password=PASSWORD)
     CustomerUser.objects.create(user=user, customer=customer)
-    app = App.objects.create(
-        name="Sandbox",
-        slug="sandbox",
-        authorize_url=sandbox_server.authorize_url,
-        token_url=sandbox_server.token_url,
-        client_id=sandbox_server.client_id,
-        client_secret=sandbox_server.client_secret,
-        default_scopes=SCOPES,
-        use_pkce=True,
-    )
+    app = sandbox_server.create_app(default_scopes=SCOPES)
     connection = Connection.objects.create(app=app, name="Sandbox widgets", slug="widgets")
 
     cv = _connect(browser, connection)
