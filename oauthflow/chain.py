@@ -174,6 +174,9 @@ def run_token_chain(
         try:
             token = parse_token_response(reply, url=app.token_url)
         except ProviderError as exc:
+            # The app's error text may echo what we sent; it travels on into statuses,
+            # transition reasons and alerts, so it is redacted here, where secrets are known.
+            exc.args = (redact_text(str(exc), run.secrets),)
             readable = decode_body(reply) is not None
             attempt = run.record(
                 flavor=flavor,

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from django.core import mail
 from django.db import connection
 from django.urls import reverse
 
@@ -14,7 +15,7 @@ from connections.models import ConfigVariable
 from oauthflow.models import TokenRequest
 from oauthflow.renewal import config_variable_renew
 from oauthflow.replay import curl_command, postman_collection
-from tests.factories import ConnectionFactory
+from tests.factories import ConfigVariableFactory, ConnectionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,26 @@ def test_a_connect_and_a_refresh_leave_no_secret_anywhere(
         assert secret not in caplog.text, f"{label} logged"
         assert secret not in renderings, f"{label} in curl/Postman text"
     assert records.count() == 3
+
+
+@responses.activate
+def test_an_app_echoing_secrets_in_its_error_leaks_nothing_into_status_or_alerts(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    cv = ConfigVariableFactory(
+        connection__app__client_secret=SECRETS["client secret"],
+        status="connected",
+        refresh_token=SECRETS["refresh token"],
+    )
+    echo = f"bad token {SECRETS['refresh token']} for {SECRETS['client secret']}"
+    responses.post(
+        TOKEN_URL, status=400, json={"error": "invalid_grant", "error_description": echo}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        config_variable_renew(config_variable_id=cv.pk, force=True)
+    cv.refresh_from_db()
+    assert cv.status == "reauthorization_required"
+    stored = _raw_rows() + "".join(m.body + m.subject for m in mail.outbox)
+    for secret in (SECRETS["refresh token"], SECRETS["client secret"]):
+        assert secret not in stored
