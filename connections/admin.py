@@ -85,15 +85,6 @@ def diagnosis_html(key: str, app: App | None, detail: str = "") -> SafeString | 
     return format_html("<p><strong>{}</strong></p><p>Fix: {}</p>", diagnosis.message, diagnosis.fix)
 
 
-def _offline_warning(app: App, scopes: str) -> str | None:
-    if app.scopes_lack_offline_access(scopes):
-        return (
-            "The scopes lack offline_access: many apps then issue no refresh token, and "
-            "connections die when the first access token expires."
-        )
-    return None
-
-
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
     form = AppForm
@@ -176,7 +167,7 @@ class AppAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return "—"
         warnings = list(obj.credential_whitespace_warnings)
-        offline = _offline_warning(obj, obj.default_scopes)
+        offline = obj.offline_access_warning(obj.default_scopes)
         if offline:
             warnings.append(offline)
         if not warnings:
@@ -250,7 +241,7 @@ class AppAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         for warning in obj.credential_whitespace_warnings:
             self.message_user(request, warning, messages.WARNING)
-        offline = _offline_warning(obj, obj.default_scopes)
+        offline = obj.offline_access_warning(obj.default_scopes)
         if offline:
             self.message_user(request, offline, messages.WARNING)
 
@@ -265,7 +256,7 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Connection, form: object, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        offline = _offline_warning(obj.app, " ".join(obj.effective_scopes))
+        offline = obj.app.offline_access_warning(" ".join(obj.effective_scopes))
         if offline:
             self.message_user(request, offline, messages.WARNING)
 

@@ -556,11 +556,9 @@ def _apply_app(spec: _AppSpec, *, report: ImportReport, errors: list[str]) -> No
             f"{spec.label}: no client secret is stored; fine for a public client, otherwise "
             "add client_secret: env:NAME."
         )
-    if app.scopes_lack_offline_access(app.default_scopes):
-        report.warnings.append(
-            f"{spec.label}: default_scopes lack offline_access: many apps then issue no "
-            "refresh token, and connections die when the first access token expires."
-        )
+    offline = app.offline_access_warning(app.default_scopes)
+    if offline:
+        report.warnings.append(f"{spec.label}: default_scopes: {offline}")
     for connection_spec in spec.connections or []:
         _apply_connection(connection_spec, app=app, report=report, errors=errors)
 
@@ -592,15 +590,9 @@ def _apply_connection(
         connection.save()
     action = CREATED if created else (UPDATED if changed else UNCHANGED)
     report.results.append(ObjectResult("connection", spec.slug, action, [] if created else changed))
-    if (
-        connection.grant_type == GrantType.AUTHORIZATION_CODE
-        and connection.scopes
-        and app.scopes_lack_offline_access(connection.scopes)
-    ):
-        report.warnings.append(
-            f"{spec.label}: scopes lack offline_access: many apps then issue no refresh "
-            "token, and the connection dies when the first access token expires."
-        )
+    offline = app.offline_access_warning(connection.scopes) if connection.scopes else None
+    if offline and connection.grant_type == GrantType.AUTHORIZATION_CODE:
+        report.warnings.append(f"{spec.label}: scopes: {offline}")
 
 
 def apps_import(

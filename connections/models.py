@@ -182,6 +182,16 @@ class App(models.Model):
                 )
         return warnings
 
+    def offline_access_warning(self, scopes: str) -> str | None:
+        """The warning to show when ``scopes`` lack ``offline_access`` (None: they don't,
+        or this App asks for offline access another way)."""
+        if not self.scopes_lack_offline_access(scopes):
+            return None
+        return (
+            "The scopes lack offline_access: many apps then issue no refresh token, and "
+            "connections die when the first access token expires."
+        )
+
     def scopes_lack_offline_access(self, scopes: str) -> bool:
         """True when this App asks for offline access by scope and ``scopes`` lacks it."""
         return (

@@ -14,7 +14,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from connections.models import (
-    OFFLINE_SCOPE,
     ConfigVariable,
     Connection,
     Customer,
@@ -95,11 +94,9 @@ def token_warnings(*, config_variable: ConfigVariable, has_refresh_token: bool) 
     if not has_refresh_token:
         diagnosis = explain("no_refresh_token", app=app)
         warnings.append(f"{diagnosis.message} {diagnosis.fix}")
-    if app.scopes_lack_offline_access(" ".join(connection.effective_scopes)):
-        warnings.append(
-            f"The requested scopes lack {OFFLINE_SCOPE}; many apps then issue no refresh "
-            "token or one that expires early."
-        )
+    offline = app.offline_access_warning(" ".join(connection.effective_scopes))
+    if offline:
+        warnings.append(offline)
     return warnings
 
 

@@ -43,10 +43,3 @@ def lease_release(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID
             lease_token=None, lease_expires_at=None, enqueued_at=None
         )
     )
-
-
-def lease_held(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID) -> bool:
-    """True while ``lease_token`` still holds an unexpired lease."""
-    return ConfigVariable.objects.filter(
-        pk=config_variable_id, lease_token=lease_token, lease_expires_at__gte=timezone.now()
-    ).exists()
