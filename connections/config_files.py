@@ -530,6 +530,30 @@ def _missing_required(
     return [f"{label}: {name}: required for a new object" for name in missing]
 
 
+def _save(
+    obj: App | Connection,
+    spec: _AppSpec | _ConnectionSpec,
+    *,
+    kind: str,
+    created: bool,
+    report: ImportReport,
+    errors: list[str],
+) -> bool:
+    """Assign ``spec``'s values, validate, save if anything changed, and report it;
+    False (with the reasons in ``errors``) when the object is invalid."""
+    changed = _assign(obj, spec.values)
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        errors.extend(_validation_messages(spec.label, exc))
+        return False
+    if created or changed:
+        obj.save()
+    action = CREATED if created else (UPDATED if changed else UNCHANGED)
+    report.results.append(ObjectResult(kind, spec.slug, action, [] if created else changed))
+    return True
+
+
 def _apply_app(spec: _AppSpec, *, report: ImportReport, errors: list[str]) -> None:
     app = App.objects.filter(slug=spec.slug).first()
     created = app is None
@@ -539,16 +563,8 @@ def _apply_app(spec: _AppSpec, *, report: ImportReport, errors: list[str]) -> No
             errors.extend(problems)
             return
         app = App(slug=spec.slug)
-    changed = _assign(app, spec.values)
-    try:
-        app.full_clean()
-    except ValidationError as exc:
-        errors.extend(_validation_messages(spec.label, exc))
+    if not _save(app, spec, kind="app", created=created, report=report, errors=errors):
         return
-    if created or changed:
-        app.save()
-    action = CREATED if created else (UPDATED if changed else UNCHANGED)
-    report.results.append(ObjectResult("app", spec.slug, action, [] if created else changed))
 
     report.warnings.extend(f"{spec.label}: {text}" for text in app.credential_whitespace_warnings)
     if not app.client_secret:
@@ -580,16 +596,10 @@ def _apply_connection(
             "a Connection cannot move to another App by import"
         )
         return
-    changed = _assign(connection, spec.values)
-    try:
-        connection.full_clean()
-    except ValidationError as exc:
-        errors.extend(_validation_messages(spec.label, exc))
+    if not _save(
+        connection, spec, kind="connection", created=created, report=report, errors=errors
+    ):
         return
-    if created or changed:
-        connection.save()
-    action = CREATED if created else (UPDATED if changed else UNCHANGED)
-    report.results.append(ObjectResult("connection", spec.slug, action, [] if created else changed))
     offline = app.offline_access_warning(connection.scopes) if connection.scopes else None
     if offline and connection.grant_type == GrantType.AUTHORIZATION_CODE:
         report.warnings.append(f"{spec.label}: scopes: {offline}")
