@@ -134,6 +134,11 @@ RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # se
 RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
 SWEEP_LATE_INTERVALS = env.int("SWEEP_LATE_INTERVALS", default=5)  # missed sweeps → alert
 RENEWAL_SWEEP_MAX_BATCHES = env.int("RENEWAL_SWEEP_MAX_BATCHES", default=100)
+# Due rows per renewal task: one lease claim and one load per task, not per row.
+RENEWAL_TASK_BATCH = env.int("RENEWAL_TASK_BATCH", default=100)
+# Renewed rows per write: one UPDATE + one INSERT for them. Also the most rotated refresh
+# tokens a worker killed mid-batch can lose (they were spent, not yet written).
+RENEWAL_WRITE_BATCH = env.int("RENEWAL_WRITE_BATCH", default=20)
 RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
 TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
@@ -160,6 +165,7 @@ CELERY_TASK_DEFAULT_QUEUE = "refresh"
 CELERY_TASK_ROUTES = {
     "oauthflow.exchange_code": {"queue": "exchange"},
     "oauthflow.renew_config_variable": {"queue": "refresh"},
+    "oauthflow.renew_config_variables": {"queue": "refresh"},
     "oauthflow.sweep_renewals": {"queue": "refresh"},
     "oauthflow.prune_token_requests": {"queue": "refresh"},
     "connections.send_alert_webhook": {"queue": "refresh"},

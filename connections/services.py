@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -37,10 +39,22 @@ def config_variable_get_or_create(*, customer: Customer, connection: Connection)
     return config_variable
 
 
-def config_variable_transition(
+@dataclass(frozen=True)
+class PreparedTransition:
+    """A transition applied to an instance but not yet written: the columns to save
+    and the unsaved ``StatusTransition`` recording it."""
+
+    config_variable: ConfigVariable
+    from_status: str
+    fields: tuple[str, ...]
+    record: StatusTransition
+
+
+def transition_prepare(
     *, config_variable: ConfigVariable, to_status: str, reason: str, **changes: object
-) -> ConfigVariable:
-    """Set ``to_status`` (and any other ``changes``) and record the transition's reason."""
+) -> PreparedTransition:
+    """Set ``to_status`` and ``changes`` on the instance (no query) and return what to
+    write. Pure but for the instance, so a failed write can be retried as it is."""
     from_status = config_variable.status
     if to_status == Status.FAILING and from_status != Status.FAILING:
         changes.setdefault("failing_since", timezone.now())
@@ -50,16 +64,24 @@ def config_variable_transition(
     for name, value in changes.items():
         # Text from apps (error descriptions) may hold NULs, which PostgreSQL refuses.
         setattr(config_variable, name, storable(value) if isinstance(value, str) else value)
-    with transaction.atomic():
-        # Only the fields changed here: a concurrent lease holder's columns stay intact.
-        config_variable.save(update_fields=["status", "updated_at", *changes])
-        StatusTransition.objects.create(
-            config_variable=config_variable,
-            from_status=from_status,
-            to_status=to_status,
-            reason=storable(reason)[:2000],
-        )
-    notify_transition(config_variable=config_variable, from_status=from_status, reason=reason)
+    record = StatusTransition(
+        config_variable=config_variable,
+        from_status=from_status,
+        to_status=to_status,
+        reason=storable(reason)[:2000],
+    )
+    return PreparedTransition(
+        config_variable, from_status, ("status", "updated_at", *changes), record
+    )
+
+
+def transition_announce(prepared: PreparedTransition) -> None:
+    """After the write: alert or resolve (``connections.notifications``) and log."""
+    config_variable = prepared.config_variable
+    from_status, to_status = prepared.from_status, config_variable.status
+    notify_transition(
+        config_variable=config_variable, from_status=from_status, reason=prepared.record.reason
+    )
     logger.info(
         "connections.config_variable.transition %s %s -> %s",
         config_variable.pk,
@@ -67,7 +89,38 @@ def config_variable_transition(
         to_status,
         extra={"config_variable": str(config_variable.pk), "from": from_status, "to": to_status},
     )
+
+
+def config_variable_transition(
+    *, config_variable: ConfigVariable, to_status: str, reason: str, **changes: object
+) -> ConfigVariable:
+    """Set ``to_status`` (and any other ``changes``) and record the transition's reason."""
+    prepared = transition_prepare(
+        config_variable=config_variable, to_status=to_status, reason=reason, **changes
+    )
+    with transaction.atomic():
+        # Only the fields changed here: a concurrent lease holder's columns stay intact.
+        config_variable.save(update_fields=prepared.fields)
+        prepared.record.save()
+    transition_announce(prepared)
     return config_variable
+
+
+def transitions_save(prepared: Sequence[PreparedTransition]) -> None:
+    """Write prepared transitions in one transaction: one UPDATE for all the rows (the
+    union of their changed columns) and one INSERT of their records. Safe to retry
+    after a ``DatabaseError``: the instances already hold the values to write."""
+    if not prepared:
+        return
+    fields = sorted({name for item in prepared for name in item.fields})
+    now = timezone.now()
+    for item in prepared:
+        item.config_variable.updated_at = now  # bulk_update skips auto_now
+    with transaction.atomic():
+        ConfigVariable.objects.bulk_update(
+            [item.config_variable for item in prepared], fields, batch_size=500
+        )
+        StatusTransition.objects.bulk_create([item.record for item in prepared])
 
 
 def renewal_time(*, issued_at: datetime, expires_in: int) -> datetime:
@@ -100,16 +153,16 @@ def token_warnings(*, config_variable: ConfigVariable, has_refresh_token: bool) 
     return warnings
 
 
-def config_variable_store_tokens(
-    *, config_variable: ConfigVariable, token: TokenResponse, reason: str
-) -> ConfigVariable:
-    """Store a token reply and mark the ConfigVariable ``connected``.
+def token_changes(
+    *, config_variable: ConfigVariable, token: TokenResponse, now: datetime
+) -> dict[str, object]:
+    """The column values that store the token reply ``token`` received at ``now`` (UTC).
 
     A new ``refresh_token`` replaces the old one in the same write; none keeps the old
     one (RFC 6749 §6). ``expires_in`` seconds becomes ``expires_at`` (UTC) less
-    ``OAUTH_EXPIRY_MARGIN``; no ``expires_in`` means no expiry and no renewal.
+    ``OAUTH_EXPIRY_MARGIN``, and ``refresh_at`` comes from ``renewal_time``; no
+    ``expires_in`` means no expiry and no renewal. No query.
     """
-    now = timezone.now()
     refresh_token, expires_in, scope = token.refresh_token, token.expires_in, token.scope
     renewable = bool(refresh_token or config_variable.refresh_token) or (
         config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
@@ -151,6 +204,14 @@ def config_variable_store_tokens(
         changes["refresh_token"] = refresh_token
     if config_variable.status != Status.CONNECTED:
         changes["connected_at"] = now
+    return changes
+
+
+def config_variable_store_tokens(
+    *, config_variable: ConfigVariable, token: TokenResponse, reason: str
+) -> ConfigVariable:
+    """Store a token reply (``token_changes``) and mark the ConfigVariable ``connected``."""
+    changes = token_changes(config_variable=config_variable, token=token, now=timezone.now())
     return config_variable_transition(
         config_variable=config_variable, to_status=Status.CONNECTED, reason=reason, **changes
     )

@@ -68,6 +68,7 @@ class _ChainRun:
     kind: str
     fields: dict[str, str]
     chain_id: uuid.UUID
+    sink: list[TokenRequest] | None = None  # collect unsaved, for one bulk INSERT
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -102,7 +103,7 @@ class _ChainRun:
             client_secret=REDACTED,
             fields=redact_fields(self.fields),
         )
-        TokenRequest.objects.create(
+        record = TokenRequest(
             chain_id=self.chain_id,
             app=self.app,
             config_variable=self.config_variable,
@@ -124,6 +125,10 @@ class _ChainRun:
             message=message[:2000],
             diagnosis=classify_attempt(attempt, kind=self.kind),
         )
+        if self.sink is None:
+            record.save()
+        else:
+            self.sink.append(record)
         return attempt
 
 
@@ -133,15 +138,19 @@ def run_token_chain(
     fields: dict[str, str],
     kind: str,
     config_variable: ConfigVariable | None = None,
+    records: list[TokenRequest] | None = None,
 ) -> ChainResult:
     """Send the grant ``fields`` to ``app.token_url`` flavor by flavor (guide flavors 1-6).
+
+    Each attempt is logged as a ``TokenRequest``: saved at once, or, when ``records``
+    is given, appended to it unsaved for the caller to ``bulk_create`` (batch renewal).
 
     Returns the first reply carrying an ``access_token``. Raises ``ProviderUnavailable``
     when the failures were transient (no reply, 5xx, 429 with ``retry_after`` seconds),
     else ``ProviderError``; both carry the RFC 6749 §5.2 ``error`` and a ``diagnosis``
     key (``oauthflow.diagnosis``).
     """
-    run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4())
+    run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4(), records)
     attempts: list[Attempt] = []
     failures: list[ProviderError] = []
     order = flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor)

@@ -9,6 +9,7 @@ outlives ``RENEWAL_LEASE_SECONDS`` (a crashed worker) can be claimed again.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -43,3 +44,30 @@ def lease_release(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID
             lease_token=None, lease_expires_at=None, enqueued_at=None
         )
     )
+
+
+def lease_claim_many(
+    *, config_variable_ids: Sequence[uuid.UUID | str], seconds: int | None = None
+) -> uuid.UUID:
+    """Take the lease on every free row of ``config_variable_ids`` in one UPDATE, all
+    under one returned lease token (rows under another live lease are left alone: load
+    ``pk__in=ids, lease_token=token`` to see which were claimed)."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    seconds = settings.RENEWAL_LEASE_SECONDS if seconds is None else seconds
+    ConfigVariable.objects.filter(pk__in=config_variable_ids).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    ).update(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
+    return token
+
+
+def lease_release_many(
+    *, config_variable_ids: Sequence[uuid.UUID | str], lease_token: uuid.UUID
+) -> int:
+    """Give back the leases ``lease_token`` still holds among ``config_variable_ids``;
+    returns how many."""
+    if not config_variable_ids:
+        return 0
+    return ConfigVariable.objects.filter(
+        pk__in=config_variable_ids, lease_token=lease_token
+    ).update(lease_token=None, lease_expires_at=None, enqueued_at=None)

@@ -7,6 +7,8 @@ tokens stay encrypted in the database.
 
 from __future__ import annotations
 
+import dataclasses
+
 from celery import shared_task
 from django.conf import settings
 
@@ -43,16 +45,25 @@ def renew_config_variable(config_variable_id: str, force: bool = False) -> str |
     return result.status if result else None
 
 
+@shared_task(name="oauthflow.renew_config_variables")
+def renew_config_variables(config_variable_ids: list[str]) -> dict[str, int]:
+    """Renew the due ConfigVariables among ``config_variable_ids``; returns the counts."""
+    outcome = renewal.config_variables_renew(config_variable_ids=config_variable_ids)
+    return dataclasses.asdict(outcome)
+
+
 @shared_task(name="oauthflow.sweep_renewals")
 def sweep_renewals() -> int:
-    """Enqueue a renewal for every due ConfigVariable, a batch at a time, up to
-    ``RENEWAL_SWEEP_MAX_BATCHES`` batches a run; returns how many were enqueued."""
+    """Enqueue renewals for every due ConfigVariable, ``RENEWAL_TASK_BATCH`` IDs a task,
+    a sweep batch at a time, up to ``RENEWAL_SWEEP_MAX_BATCHES`` batches a run; returns
+    how many rows were enqueued."""
     heartbeat_beat()
     total = 0
+    size = settings.RENEWAL_TASK_BATCH
     for _ in range(settings.RENEWAL_SWEEP_MAX_BATCHES):
-        due = renewal.renewals_due()
-        for config_variable_id in due:
-            renew_config_variable.delay(str(config_variable_id))
+        due = [str(config_variable_id) for config_variable_id in renewal.renewals_due()]
+        for start in range(0, len(due), size):
+            renew_config_variables.delay(due[start : start + size])
         total += len(due)
         if len(due) < settings.RENEWAL_SWEEP_BATCH:
             break

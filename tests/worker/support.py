@@ -15,7 +15,8 @@ from connections.models import ConfigVariable
 from oauthflow.tasks import sweep_renewals
 
 SWEEP_TASK = "oauthflow.sweep_renewals"
-RENEW_TASK = "oauthflow.renew_config_variable"
+RENEW_TASK = "oauthflow.renew_config_variable"  # one row ("Renew now", callers)
+RENEW_BATCH_TASK = "oauthflow.renew_config_variables"  # the sweep's batches
 
 
 class TaskLog:
@@ -64,7 +65,7 @@ def run_sweep(task_log: TaskLog, *, timeout: float = 15) -> int:
     """One beat tick: send ``sweep_renewals`` through Redis, wait for the worker to run
     it and for every renewal it enqueued to finish; returns how many it enqueued."""
     sweeps = task_log.count(SWEEP_TASK)
-    renewals = task_log.count(RENEW_TASK)
+    batches = task_log.count(RENEW_BATCH_TASK)
     sweep_renewals.delay()
     wait_for(
         lambda: task_log.count(SWEEP_TASK) > sweeps,
@@ -72,8 +73,12 @@ def run_sweep(task_log: TaskLog, *, timeout: float = 15) -> int:
         message="the worker did not run the sweep",
     )
     enqueued = task_log.results(SWEEP_TASK)[sweeps]
+
+    def rows_done() -> int:  # each batch task returns its counts of rows
+        return sum(sum(counts.values()) for counts in task_log.results(RENEW_BATCH_TASK)[batches:])
+
     wait_for(
-        lambda: task_log.count(RENEW_TASK) >= renewals + enqueued,
+        lambda: rows_done() >= enqueued,
         timeout=timeout,
         message=f"the worker did not run the {enqueued} renewal(s) the sweep enqueued",
     )

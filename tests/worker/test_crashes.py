@@ -78,7 +78,18 @@ def test_a_lease_left_by_a_dead_worker_expires_and_the_next_sweep_renews(
     assert provider.request_count == 1
 
 
+# (path, the write a killed worker never makes, its lease release, the task that runs it)
+KILL_POINTS = {
+    # The sweep's batch: the renewed rows' write and the batch's lease release.
+    "sweep batch": ("transitions_save", "lease_release_many"),
+    # One row ("Renew now", a caller of get_access_token): its write and its release.
+    "single renewal": ("config_variable_store_tokens", "lease_release"),
+}
+
+
+@pytest.mark.parametrize("path", list(KILL_POINTS))
 def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotation(
+    path: str,
     celery_worker: WorkController,
     task_log: TaskLog,
     provider: RotatingTokenProvider,
@@ -88,13 +99,12 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
 ) -> None:
     """The one renewal crash that loses something: the provider's rotation.
 
-    A worker running ``renew_config_variable`` (through Redis, in the real worker)
+    A worker renewing through Redis (the sweep's batch task, or the one-row task)
     spends the refresh token, the provider answers 200 with a new access token AND a
     new refresh token and invalidates the old one, and the worker is killed before it
-    writes them (simulated: ``config_variable_store_tokens`` raises a ``BaseException``
-    and, as a killed process runs no ``finally``, ``lease_release`` does nothing; the
-    thread pool reports it as Celery's ``WorkerLostError``). The new refresh token then
-    exists only at the provider: the database still holds the old, now spent, one.
+    writes them (simulated: the write raises a ``BaseException`` and, as a killed
+    process runs no ``finally``, the lease release does nothing). The new refresh token
+    then exists only at the provider: the database still holds the old, now spent, one.
 
     While the dead worker's lease lives, sweeps leave the row alone. Once it expires,
     the next sweep renews again with the only refresh token the portal has, the old
@@ -106,29 +116,37 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
     cv = make_config_variable(expires_in=20, due=True)
     old_access, old_refresh = cv.access_token, cv.refresh_token
 
-    real_store = renewal.config_variable_store_tokens
-    real_release = renewal.lease_release
+    write_name, release_name = KILL_POINTS[path]
+    real_write = getattr(renewal, write_name)
+    real_release = getattr(renewal, release_name)
     killed = threading.Event()  # set when the worker "dies" holding the lease
     dead_thread: list[int] = []
 
-    def store_then_die(**kwargs: Any) -> ConfigVariable:
-        if dead_thread:
-            return real_store(**kwargs)
-        dead_thread.append(threading.get_ident())
-        raise WorkerKilled("killed after the token reply, before the write")
+    def dying() -> bool:
+        return bool(dead_thread) and threading.get_ident() == dead_thread[0] and not killed.is_set()
 
-    def release_unless_dead(**kwargs: Any) -> bool:
-        if dead_thread and threading.get_ident() == dead_thread[0] and not killed.is_set():
+    def write_then_die(*args: Any, **kwargs: Any) -> Any:
+        if not dead_thread:
+            dead_thread.append(threading.get_ident())
+        if dying():
+            raise WorkerKilled("killed after the token reply, before the write")
+        return real_write(*args, **kwargs)
+
+    def release_unless_dead(**kwargs: Any) -> Any:
+        if dying():
             killed.set()
-            return False  # a killed process runs no finally
+            return 0  # a killed process runs no finally
         return real_release(**kwargs)
 
-    monkeypatch.setattr(renewal, "config_variable_store_tokens", store_then_die)
-    monkeypatch.setattr(renewal, "lease_release", release_unless_dead)
+    monkeypatch.setattr(renewal, write_name, write_then_die)
+    monkeypatch.setattr(renewal, release_name, release_unless_dead)
 
-    from oauthflow.tasks import sweep_renewals
+    from oauthflow.tasks import renew_config_variable, sweep_renewals
 
-    sweep_renewals.delay()
+    if path == "sweep batch":
+        sweep_renewals.delay()
+    else:
+        renew_config_variable.delay(str(cv.pk))
     assert killed.wait(timeout=15), "the renewal never reached the write"
 
     first = provider.requests
@@ -163,8 +181,11 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
     assert cv.refresh_token == old_refresh, "the rotated refresh token was lost"
     assert provider.is_live(rotated), "...and it is still live at the provider"
     rows = TokenRequest.objects.filter(config_variable=cv).order_by("created_at", "id")
+    # A batch writes its token-request log with its renewals, so the killed worker's
+    # log went with it; the one-row path logs each request as it is answered.
+    lost_log = [] if path == "sweep batch" else [(Outcome.SUCCESS, "")]
     assert [(r.outcome, r.error) for r in rows] == [
-        (Outcome.SUCCESS, ""),
+        *lost_log,
         (Outcome.REJECTED, "invalid_grant"),
     ]
     assert lease_free(cv.pk)

@@ -32,7 +32,7 @@ from connections.models import (
 from oauthflow.access import get_access_token
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 from tests.e2e.conftest import CALLBACK_PATH
-from tests.worker.support import RENEW_TASK, SWEEP_TASK, TaskLog, wait_for
+from tests.worker.support import RENEW_BATCH_TASK, SWEEP_TASK, TaskLog, wait_for
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Browser, SandboxServer
@@ -155,7 +155,7 @@ def test_a_sandbox_connection_renews_itself_with_beat_and_a_worker(
     assert len(set(access_tokens)) == len(access_tokens), "an access token came back"
     assert len(set(refresh_tokens)) == len(refresh_tokens), "a refresh token was not rotated"
     assert all(r.outcome == Outcome.SUCCESS for r in renewals), [r.error for r in renewals]
-    assert task_log.count(RENEW_TASK) >= RENEWALS  # the worker did them, sent by beat sweeps
+    assert task_log.count(RENEW_BATCH_TASK) >= RENEWALS  # the worker did them, sent by beat sweeps
     assert not StatusTransition.objects.filter(
         config_variable=cv, to_status__in=[Status.FAILING, Status.REAUTHORIZATION_REQUIRED]
     ).exists()

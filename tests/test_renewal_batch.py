@@ -1,0 +1,249 @@
+"""Batch renewal (the sweep's path): many due rows per task, same rules as one row."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from urllib.parse import parse_qsl
+
+import pytest
+import responses
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from connections.models import ConfigVariable, Status, StatusTransition
+from oauthflow import renewal, tasks
+from oauthflow.lease import lease_claim
+from oauthflow.models import Outcome, TokenRequest
+from oauthflow.renewal import BatchOutcome, config_variables_renew
+from tests.factories import ConfigVariableFactory, ConnectionFactory, CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "https://app.example.com/oauth2/token"
+
+
+@pytest.fixture
+def shared_connection():
+    return ConnectionFactory()
+
+
+def _due_rows(connection_, count: int, **overrides) -> list[ConfigVariable]:
+    now = timezone.now()
+    return [
+        ConfigVariableFactory(
+            connection=connection_,
+            customer=CustomerFactory(),
+            status=Status.CONNECTED,
+            access_token=f"old-access-{index}",
+            refresh_token=f"old-refresh-{index}",
+            expires_at=now + timedelta(seconds=30),
+            refresh_at=now - timedelta(seconds=count - index),
+            **overrides,
+        )
+        for index in range(count)
+    ]
+
+
+def _rotating_provider(refused: frozenset[str] = frozenset()) -> None:
+    """A token endpoint that answers each refresh token with tokens derived from it,
+    rotating the refresh token, and ``invalid_grant`` for the ``refused`` ones."""
+
+    def reply(request):
+        fields = dict(parse_qsl(request.body.decode()))
+        presented = fields["refresh_token"]
+        if presented in refused:
+            return 400, {}, '{"error": "invalid_grant"}'
+        suffix = presented.removeprefix("old-refresh-")
+        body = (
+            f'{{"access_token": "new-access-{suffix}", "refresh_token": "new-refresh-{suffix}",'
+            ' "token_type": "Bearer", "expires_in": 3600}'
+        )
+        return 200, {"Content-Type": "application/json"}, body
+
+    responses.add_callback(responses.POST, TOKEN_URL, callback=reply)
+
+
+@responses.activate
+def test_a_batch_renews_every_due_row_with_its_own_rotated_token(shared_connection):
+    rows = _due_rows(shared_connection, 7)
+    _rotating_provider()
+
+    outcome = config_variables_renew(config_variable_ids=[str(cv.pk) for cv in rows])
+
+    assert outcome == BatchOutcome(renewed=7)
+    assert len(responses.calls) == 7
+    for index, cv in enumerate(rows):
+        cv.refresh_from_db()
+        assert (cv.status, cv.access_token, cv.refresh_token) == (
+            Status.CONNECTED,
+            f"new-access-{index}",
+            f"new-refresh-{index}",
+        )
+        assert cv.refresh_at > timezone.now() + timedelta(minutes=40)
+        assert (cv.lease_token, cv.lease_expires_at, cv.enqueued_at) == (None, None, None)
+        assert cv.refreshed_at is not None
+        transition = StatusTransition.objects.get(config_variable=cv)
+        assert transition.reason.startswith("Access token renewed (refresh)")
+        log = TokenRequest.objects.get(config_variable=cv)
+        assert log.outcome == Outcome.SUCCESS
+        assert f"old-refresh-{index}" not in log.request_body  # redacted in the log
+    # The tokens are encrypted in the database, never stored in the clear.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT refresh_token, access_token FROM connections_configvariable")
+        stored = " ".join(str(value) for row in cursor.fetchall() for value in row)
+    assert "new-refresh-" not in stored
+    assert "new-access-" not in stored
+
+
+@responses.activate
+def test_a_batchs_queries_do_not_grow_with_its_rows(shared_connection, settings):
+    """One claim, one load and one write for the whole batch: 40 rows cost the same
+    number of queries as 4."""
+    settings.RENEWAL_WRITE_BATCH = 100
+    _rotating_provider()
+    small = _due_rows(shared_connection, 4)
+    config_variables_renew(config_variable_ids=[cv.pk for cv in small])  # warms the App's flavor
+    counts = []
+    for size in (4, 40):
+        ConfigVariable.objects.all().delete()
+        rows = _due_rows(shared_connection, size)
+        with CaptureQueriesContext(connection) as queries:
+            assert (
+                config_variables_renew(config_variable_ids=[cv.pk for cv in rows]).renewed == size
+            )
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+
+
+@responses.activate
+def test_one_batch_handles_refusals_leases_and_rows_no_longer_due(shared_connection):
+    renewed, refused, leased, not_due = _due_rows(shared_connection, 4)
+    ConfigVariable.objects.filter(pk=not_due.pk).update(
+        refresh_at=timezone.now() + timedelta(minutes=5)
+    )
+    lease = lease_claim(config_variable_id=leased.pk)
+    _rotating_provider(refused=frozenset({refused.refresh_token}))
+
+    outcome = config_variables_renew(
+        config_variable_ids=[cv.pk for cv in (renewed, refused, leased, not_due)]
+    )
+
+    assert outcome == BatchOutcome(renewed=1, failed=1, skipped=2)
+    sent = [
+        dict(parse_qsl(call.request.body.decode()))["refresh_token"] for call in responses.calls
+    ]
+    assert sorted(sent) == ["old-refresh-0", "old-refresh-1"]  # one request each, no more
+    for cv in (renewed, refused, leased, not_due):
+        cv.refresh_from_db()
+    assert renewed.status == Status.CONNECTED
+    assert renewed.access_token == "new-access-0"
+    assert refused.status == Status.REAUTHORIZATION_REQUIRED
+    assert refused.diagnosis == "refresh_token_revoked"
+    assert refused.refresh_at is None
+    assert leased.lease_token == lease, "another worker's lease is left alone"
+    assert leased.access_token == "old-access-2"
+    assert not_due.access_token == "old-access-3"
+    assert not_due.lease_token is None
+
+
+@responses.activate
+def test_rows_renewed_before_a_crash_are_written_and_every_lease_released(
+    shared_connection, monkeypatch
+):
+    rows = _due_rows(shared_connection, 5)
+    _rotating_provider()
+    real_chain = renewal.run_token_chain
+    calls = []
+
+    def chain_crashing_on_the_fourth(**kwargs):
+        calls.append(kwargs["config_variable"].pk)
+        if len(calls) == 4:
+            raise RuntimeError("a bug, not a provider error")
+        return real_chain(**kwargs)
+
+    monkeypatch.setattr(renewal, "run_token_chain", chain_crashing_on_the_fourth)
+
+    with pytest.raises(RuntimeError):
+        config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
+
+    for index, cv in enumerate(rows):
+        cv.refresh_from_db()
+        assert cv.lease_token is None
+        assert cv.enqueued_at is None
+        expected = f"new-refresh-{index}" if index < 3 else f"old-refresh-{index}"
+        assert cv.refresh_token == expected, "a rotated refresh token was lost"
+    assert TokenRequest.objects.count() == 3
+
+
+@responses.activate
+def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypatch, caplog):
+    rows = _due_rows(shared_connection, 3)
+    _rotating_provider()
+    monkeypatch.setattr(renewal.time, "sleep", lambda seconds: None)
+    real_save = renewal.transitions_save
+    failures = []
+
+    def save_failing_once(prepared):
+        if not failures:
+            failures.append(1)
+            raise DatabaseError("connection reset")
+        return real_save(prepared)
+
+    monkeypatch.setattr(renewal, "transitions_save", save_failing_once)
+
+    with caplog.at_level(logging.CRITICAL, logger="oauthflow.renewal"):
+        assert config_variables_renew(config_variable_ids=[cv.pk for cv in rows]).renewed == 3
+
+    assert [r.message for r in caplog.records] == ["oauthflow.renewal.write_failed"]
+    assert caplog.records[0].rotated_refresh_token is True
+    assert "new-refresh" not in caplog.text
+    assert "old-refresh" not in caplog.text
+    assert len(responses.calls) == 3, "the write is retried, not the token request"
+    for index, cv in enumerate(rows):
+        cv.refresh_from_db()
+        assert cv.refresh_token == f"new-refresh-{index}"
+    assert StatusTransition.objects.count() == 3, "one transition per row, not per attempt"
+
+
+@responses.activate
+def test_rows_past_the_lease_budget_are_deferred_to_the_next_sweep(shared_connection, settings):
+    """With less lease time than one chain may take, only the first row is tried; the
+    others are released (not enqueued) so the next sweep sends them again."""
+    settings.RENEWAL_LEASE_SECONDS = 5  # < six attempts of OAUTH_HTTP_TIMEOUT
+    rows = _due_rows(shared_connection, 3)
+    _rotating_provider()
+
+    outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
+
+    assert outcome == BatchOutcome(renewed=1, deferred=2)
+    assert len(responses.calls) == 1
+    assert sorted(renewal.renewals_due()) == sorted(cv.pk for cv in rows[1:])
+
+
+@responses.activate
+def test_the_sweep_sends_due_rows_in_batches_of_renewal_task_batch(
+    shared_connection, settings, monkeypatch
+):
+    settings.RENEWAL_TASK_BATCH = 3
+    rows = _due_rows(shared_connection, 7)
+    _rotating_provider()
+    batches = []
+    real_delay = tasks.renew_config_variables.delay
+    monkeypatch.setattr(
+        tasks.renew_config_variables,
+        "delay",
+        lambda ids: batches.append(list(ids)) or real_delay(ids),
+    )
+
+    assert tasks.sweep_renewals() == 7  # eager: the batches ran too
+
+    assert [len(batch) for batch in batches] == [3, 3, 1]
+    assert [id_ for batch in batches for id_ in batch] == [
+        str(cv.pk) for cv in rows
+    ]  # oldest first
+    assert all(isinstance(id_, str) for batch in batches for id_ in batch)  # JSON task messages
+    assert {cv.access_token for cv in ConfigVariable.objects.all()} == {
+        f"new-access-{index}" for index in range(7)
+    }
