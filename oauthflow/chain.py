@@ -132,6 +132,14 @@ class _ChainRun:
         return attempt
 
 
+def flavor_remember(*, app: App, flavor: Flavor) -> None:
+    """Make ``flavor`` the App's preferred flavor, tried first next time (one UPDATE,
+    none when the App pins a flavor or already prefers this one)."""
+    if app.pinned_flavor is None and app.preferred_flavor != flavor.number:
+        App.objects.filter(pk=app.pk).update(preferred_flavor=flavor.number)
+        app.preferred_flavor = flavor.number
+
+
 def run_token_chain(
     *,
     app: App,
@@ -143,7 +151,9 @@ def run_token_chain(
     """Send the grant ``fields`` to ``app.token_url`` flavor by flavor (guide flavors 1-6).
 
     Each attempt is logged as a ``TokenRequest``: saved at once, or, when ``records``
-    is given, appended to it unsaved for the caller to ``bulk_create`` (batch renewal).
+    is given, appended to it unsaved. With ``records`` the chain makes no query at all,
+    so it may run on any thread: the caller saves the records (``bulk_create``) and
+    calls ``flavor_remember`` with the result's flavor (batch renewal).
 
     Returns the first reply carrying an ``access_token``. Raises ``ProviderUnavailable``
     when the failures were transient (no reply, 5xx, 429 with ``retry_after`` seconds),
@@ -226,9 +236,8 @@ def run_token_chain(
             duration_ms=reply.duration_ms,
             outcome=Outcome.SUCCESS,
         )
-        if app.pinned_flavor is None and app.preferred_flavor != flavor.number:
-            App.objects.filter(pk=app.pk).update(preferred_flavor=flavor.number)
-            app.preferred_flavor = flavor.number
+        if records is None:
+            flavor_remember(app=app, flavor=flavor)
         return ChainResult(token=token, flavor=flavor, attempts=number, chain_id=run.chain_id)
 
     key = classify_chain(attempts, kind=kind)

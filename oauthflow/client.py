@@ -7,9 +7,11 @@ failed: timeout, TLS, DNS or connection.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -44,12 +46,43 @@ class TransportError(ProviderUnavailable):
         super().__init__(message, url=url)
 
 
+BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+
+
 @cache
 def token_session() -> requests.Session:
-    """The process's pooled session (thread-safe for our use: no shared cookies kept)."""
-    session = requests.Session()
-    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-    return session
+    """The process's session: it only holds the pooled connections (its adapters), so
+    it is shared by every thread. ``send`` bypasses its request layer."""
+    return requests.Session()
+
+
+@lru_cache(maxsize=1024)
+def origin_environment(scheme: str, netloc: str) -> tuple[dict[str, str], str | bool]:
+    """``(proxies, verify)`` for requests to ``scheme://netloc`` from the process
+    environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/
+    ``CURL_CA_BUNDLE``), as requests would derive them; read once per origin, so a
+    change takes effect when the worker restarts."""
+    proxies = requests.utils.get_environ_proxies(f"{scheme}://{netloc}/")
+    verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return proxies, verify
+
+
+def send(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> requests.Response:
+    """POST through the session's transport adapter (requests' "prepared requests" and
+    "transport adapters" API), streaming; the caller closes the response.
+
+    Skipping ``Session.request`` is deliberate: no redirect is followed, no cookie is
+    kept or sent (one process serves every customer), ``~/.netrc`` never adds
+    credentials (each flavor sets its own), and the environment is read once per
+    origin (``origin_environment``), not on every request. Raises
+    ``requests.RequestException``.
+    """
+    request = requests.PreparedRequest()
+    request.prepare(method="POST", url=url, headers={**BASE_HEADERS, **headers}, data=body)
+    parts = urlsplit(url)
+    proxies, verify = origin_environment(parts.scheme, parts.netloc)
+    adapter = token_session().get_adapter(url)
+    return adapter.send(request, stream=True, timeout=timeout, verify=verify, proxies=proxies)
 
 
 def _transport_kind(exc: requests.RequestException) -> str:
@@ -82,9 +115,7 @@ def post(
         raise TransportError(str(exc), url=url, kind="blocked", duration_ms=0) from exc
     started = time.monotonic()
     try:
-        with token_session().post(
-            url, headers=headers, data=body, timeout=timeout, allow_redirects=False, stream=True
-        ) as response:
+        with send(url, headers=headers, body=body, timeout=timeout) as response:
             content = _read_capped(response)
     except requests.RequestException as exc:
         elapsed = int((time.monotonic() - started) * 1000)
@@ -118,12 +149,8 @@ def _read_capped(response: requests.Response) -> bytes:
 def webhook_post(url: str, *, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> int:
     """POST an alert webhook; returns the HTTP status. Raises ``requests.RequestException``
     on transport failure (the caller's task retries with backoff)."""
-    response = token_session().post(
-        url,
-        data=body,
-        headers={"Content-Type": "application/json", **headers},
-        timeout=timeout,
-        allow_redirects=False,
+    response = send(
+        url, headers={"Content-Type": "application/json", **headers}, body=body, timeout=timeout
     )
     response.close()
     return response.status_code

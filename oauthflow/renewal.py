@@ -20,8 +20,10 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -41,7 +43,7 @@ from connections.services import (
     transition_prepare,
     transitions_save,
 )
-from oauthflow.chain import ChainResult, run_token_chain
+from oauthflow.chain import ChainResult, flavor_remember, run_token_chain
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.exchange import client_credentials_fields
 from oauthflow.flavors import FLAVORS
@@ -264,21 +266,87 @@ class BatchOutcome:
     deferred: int = 0  # not tried: too little lease time left; the next sweep has them
 
 
-def _flush(pending: list[PreparedTransition], records: list[TokenRequest]) -> None:
-    """Write the renewed rows (releasing their leases in the same UPDATE), then the
-    token-request log, and announce the transitions; empties both lists."""
-    if pending:
-        _write_retrying(
-            lambda: transitions_save(pending),
-            config_variable_ids=[str(item.config_variable.pk) for item in pending],
-            rotated=True,
+@dataclass
+class _Attempt:
+    """One row's chain, run on a pool thread: no query, so nothing to share."""
+
+    config_variable: ConfigVariable
+    kind: str = ""
+    result: ChainResult | None = None
+    error: ProviderError | None = None
+    records: list[TokenRequest] = field(default_factory=list)
+
+
+def _attempt(config_variable: ConfigVariable) -> _Attempt:
+    attempt = _Attempt(config_variable)
+    try:
+        attempt.kind, fields = _grant_fields(config_variable)
+        attempt.result = run_token_chain(
+            app=config_variable.connection.app,
+            fields=fields,
+            kind=attempt.kind,
+            config_variable=config_variable,
+            records=attempt.records,
         )
-        for item in pending:
-            transition_announce(item)
-        pending.clear()
-    if records:
-        TokenRequest.objects.bulk_create(records)
-        records.clear()
+    except ProviderError as exc:
+        attempt.error = exc
+    return attempt
+
+
+@dataclass
+class _BatchWriter:
+    """The batch's writes, all on the calling thread: renewed rows are prepared as
+    their chains finish and written ``RENEWAL_WRITE_BATCH`` at a time."""
+
+    pending: list[PreparedTransition] = field(default_factory=list)
+    records: list[TokenRequest] = field(default_factory=list)
+    renewed: int = 0
+    failed: int = 0
+
+    def take(self, attempt: _Attempt, *, record_failure: bool = True) -> None:
+        config_variable, result = attempt.config_variable, attempt.result
+        self.records += attempt.records
+        if result is None:
+            if record_failure and attempt.error is not None:
+                _renewal_failed(config_variable, attempt.error)
+                self.failed += 1
+            return
+        flavor_remember(app=config_variable.connection.app, flavor=result.flavor)
+        changes = token_changes(
+            config_variable=config_variable, token=result.token, now=timezone.now()
+        )
+        self.pending.append(
+            transition_prepare(
+                config_variable=config_variable,
+                to_status=Status.CONNECTED,
+                reason=_renewed_reason(result, attempt.kind, first_fetch=False),
+                **changes,
+                **LEASE_RELEASED,
+            )
+        )
+        self.renewed += 1
+        if len(self.pending) >= settings.RENEWAL_WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the renewed rows (releasing their leases in the same UPDATE), then the
+        token-request log, and announce the transitions."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            try:
+                _write_retrying(
+                    lambda: transitions_save(pending),
+                    config_variable_ids=[str(item.config_variable.pk) for item in pending],
+                    rotated=True,
+                )
+            except BaseException:
+                self.pending = pending + self.pending
+                raise
+            for item in pending:
+                transition_announce(item)
+        if self.records:
+            records, self.records = self.records, []
+            TokenRequest.objects.bulk_create(records)
 
 
 def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) -> BatchOutcome:
@@ -288,18 +356,23 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
     whose lease this call took and whose ``refresh_at`` has passed are renewed, each
     renewal is one flavor chain (RFC 6749 §6, §4.4), and failures are recorded per row.
 
-    A new chain starts only while a whole chain (six attempts of ``OAUTH_HTTP_TIMEOUT``)
+    ``RENEWAL_BATCH_THREADS`` chains run at once on a thread pool (their HTTP waits
+    overlap each other and the writes); every query stays on the calling thread. A new
+    chain starts only while a whole chain (six attempts of ``OAUTH_HTTP_TIMEOUT``)
     still fits in the lease and the task's soft time limit; the rest are ``deferred``.
-    Renewed rows are written even when a later row raises. Raises ``DatabaseError``
-    when a write fails ``WRITE_ATTEMPTS`` times.
+    Rows whose token request was answered are written even when another row raises
+    (a rotated refresh token exists nowhere else). Raises ``DatabaseError`` when a
+    write fails ``WRITE_ATTEMPTS`` times.
     """
     ids = list(config_variable_ids)
     lease = lease_claim_many(config_variable_ids=ids)
     window = min(settings.RENEWAL_LEASE_SECONDS, settings.CELERY_TASK_SOFT_TIME_LIMIT)
     deadline = time.monotonic() + window - settings.OAUTH_HTTP_TIMEOUT * len(FLAVORS)
-    renewed = failed = skipped = deferred = 0
-    pending: list[PreparedTransition] = []
-    records: list[TokenRequest] = []
+    threads = max(1, settings.RENEWAL_BATCH_THREADS)
+    writer = _BatchWriter()
+    skipped = deferred = 0
+    in_flight: deque[Future[_Attempt]] = deque()
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="renewal")
     try:
         rows = list(
             ConfigVariable.objects.filter(pk__in=ids, lease_token=lease)
@@ -319,37 +392,22 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
             ):
                 skipped += 1
                 continue
-            try:
-                kind, fields = _grant_fields(config_variable)
-                result = run_token_chain(
-                    app=connection.app,
-                    fields=fields,
-                    kind=kind,
-                    config_variable=config_variable,
-                    records=records,
-                )
-            except ProviderError as exc:
-                _renewal_failed(config_variable, exc)
-                failed += 1
-                continue
-            changes = token_changes(
-                config_variable=config_variable, token=result.token, now=timezone.now()
-            )
-            pending.append(
-                transition_prepare(
-                    config_variable=config_variable,
-                    to_status=Status.CONNECTED,
-                    reason=_renewed_reason(result, kind, first_fetch=False),
-                    **changes,
-                    **LEASE_RELEASED,
-                )
-            )
-            renewed += 1
-            if len(pending) >= settings.RENEWAL_WRITE_BATCH:
-                _flush(pending, records)
+            in_flight.append(pool.submit(_attempt, config_variable))
+            while len(in_flight) >= threads:
+                writer.take(in_flight.popleft().result())
+        while in_flight:
+            writer.take(in_flight.popleft().result())
     finally:
         try:
-            _flush(pending, records)
+            # Something raised: still keep every answered renewal (its refresh token
+            # may have rotated). Failures are not recorded; the next sweep retries.
+            pool.shutdown(wait=True)
+            for future in in_flight:
+                if not future.cancelled() and future.exception() is None:
+                    writer.take(future.result(), record_failure=False)
+            writer.flush()
         finally:
             lease_release_many(config_variable_ids=ids, lease_token=lease)
-    return BatchOutcome(renewed=renewed, failed=failed, skipped=skipped, deferred=deferred)
+    return BatchOutcome(
+        renewed=writer.renewed, failed=writer.failed, skipped=skipped, deferred=deferred
+    )

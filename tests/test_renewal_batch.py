@@ -149,32 +149,35 @@ def test_one_batch_handles_refusals_leases_and_rows_no_longer_due(shared_connect
 
 
 @responses.activate
-def test_rows_renewed_before_a_crash_are_written_and_every_lease_released(
-    shared_connection, monkeypatch
-):
+def test_every_answered_renewal_is_written_when_another_row_crashes(shared_connection, monkeypatch):
+    """A bug on one row ends the batch, but no refresh token that reached the provider
+    is lost: every row whose request was answered holds its rotated token, the rest
+    keep theirs, and every lease is released."""
     rows = _due_rows(shared_connection, 5)
     _rotating_provider()
     real_chain = renewal.run_token_chain
-    calls = []
 
-    def chain_crashing_on_the_fourth(**kwargs):
-        calls.append(kwargs["config_variable"].pk)
-        if len(calls) == 4:
+    def chain_crashing_on_the_fourth_row(**kwargs):
+        if kwargs["config_variable"].pk == rows[3].pk:
             raise RuntimeError("a bug, not a provider error")
         return real_chain(**kwargs)
 
-    monkeypatch.setattr(renewal, "run_token_chain", chain_crashing_on_the_fourth)
+    monkeypatch.setattr(renewal, "run_token_chain", chain_crashing_on_the_fourth_row)
 
     with pytest.raises(RuntimeError):
         config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
 
+    sent = {dict(parse_qsl(c.request.body.decode()))["refresh_token"] for c in responses.calls}
+    assert {"old-refresh-0", "old-refresh-1", "old-refresh-2"} <= sent  # before the crash
+    assert "old-refresh-3" not in sent
     for index, cv in enumerate(rows):
         cv.refresh_from_db()
         assert cv.lease_token is None
         assert cv.enqueued_at is None
-        expected = f"new-refresh-{index}" if index < 3 else f"old-refresh-{index}"
+        spent = f"old-refresh-{index}" in sent
+        expected = f"new-refresh-{index}" if spent else f"old-refresh-{index}"
         assert cv.refresh_token == expected, "a rotated refresh token was lost"
-    assert TokenRequest.objects.count() == 3
+    assert TokenRequest.objects.count() == len(sent)
 
 
 @responses.activate
