@@ -63,9 +63,13 @@ def transition_prepare(
     elif to_status != Status.FAILING and config_variable.failing_since is not None:
         changes.setdefault("failing_since", None)
     config_variable.status = to_status
+    changed = []
     for name, value in changes.items():
         # Text from apps (error descriptions) may hold NULs, which PostgreSQL refuses.
-        setattr(config_variable, name, storable(value) if isinstance(value, str) else value)
+        value = storable(value) if isinstance(value, str) else value
+        if name in config_variable.get_deferred_fields() or getattr(config_variable, name) != value:
+            setattr(config_variable, name, value)
+            changed.append(name)  # only what changes is written: less to encrypt and send
     record = StatusTransition(
         config_variable=config_variable,
         from_status=from_status,
@@ -73,7 +77,7 @@ def transition_prepare(
         reason=storable(reason)[:2000],
     )
     return PreparedTransition(
-        config_variable, from_status, ("status", "updated_at", *changes), record
+        config_variable, from_status, ("status", "updated_at", *changed), record
     )
 
 

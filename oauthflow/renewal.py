@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -329,24 +329,29 @@ class _BatchWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write the renewed rows (releasing their leases in the same UPDATE), then the
-        token-request log, and announce the transitions."""
-        if self.pending:
-            pending, self.pending = self.pending, []
-            try:
-                _write_retrying(
-                    lambda: transitions_save(pending),
-                    config_variable_ids=[str(item.config_variable.pk) for item in pending],
-                    rotated=True,
-                )
-            except BaseException:
-                self.pending = pending + self.pending
-                raise
-            for item in pending:
-                transition_announce(item)
-        if self.records:
-            records, self.records = self.records, []
-            TokenRequest.objects.bulk_create(records)
+        """Write the renewed rows (releasing their leases in the same UPDATE) and the
+        token-request log in one transaction, then announce the transitions."""
+        if not self.pending and not self.records:
+            return
+        pending, records = self.pending, self.records
+        self.pending, self.records = [], []
+
+        def save() -> None:
+            with transaction.atomic():
+                transitions_save(pending)
+                TokenRequest.objects.bulk_create(records)
+
+        try:
+            _write_retrying(
+                save,
+                config_variable_ids=[str(item.config_variable.pk) for item in pending],
+                rotated=bool(pending),
+            )
+        except BaseException:
+            self.pending, self.records = pending + self.pending, records + self.records
+            raise
+        for item in pending:
+            transition_announce(item)
 
 
 def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) -> BatchOutcome:
