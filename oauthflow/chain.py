@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 from connections.models import App, ConfigVariable
 from oauthflow import client
@@ -59,6 +60,16 @@ def _retry_after(reply: HttpReply) -> float | None:
         return None
 
 
+@lru_cache(maxsize=512)
+def _redacted_body(flavor: Flavor, client_id: str, fields: tuple[tuple[str, str], ...]) -> str:
+    """The request body re-encoded with secrets masked: the stored body has the sent
+    shape, not the values. Cached: every renewal of an App logs the same one."""
+    redacted = build_token_request(
+        flavor, client_id=client_id, client_secret=REDACTED, fields=dict(fields)
+    )
+    return redacted.body.decode()
+
+
 @dataclass
 class _ChainRun:
     """One run's shared context: records each attempt, redacted, with its diagnosis."""
@@ -96,13 +107,7 @@ class _ChainRun:
             content_type=reply.content_type if reply else "",
             text=f"{message} {excerpt}",
         )
-        # Re-encoded with secrets masked: the stored body has the sent shape, not the values.
-        redacted = build_token_request(
-            flavor,
-            client_id=self.app.client_id,
-            client_secret=REDACTED,
-            fields=redact_fields(self.fields),
-        )
+        redacted_fields = tuple(redact_fields(self.fields).items())
         record = TokenRequest(
             chain_id=self.chain_id,
             app=self.app,
@@ -111,7 +116,7 @@ class _ChainRun:
             flavor=flavor.number,
             url=self.app.token_url,
             request_headers=redact_headers(headers),
-            request_body=redacted.body.decode(),
+            request_body=_redacted_body(flavor, self.app.client_id, redacted_fields),
             status_code=attempt.status,
             response_headers={
                 name: reply.headers[name]
