@@ -141,7 +141,7 @@ RENEWAL_TASK_BATCH = env.int("RENEWAL_TASK_BATCH", default=100)
 RENEWAL_WRITE_BATCH = env.int("RENEWAL_WRITE_BATCH", default=20)
 # Token requests in flight per renewal task: their HTTP waits overlap (queries stay on
 # the task's thread).
-RENEWAL_BATCH_THREADS = env.int("RENEWAL_BATCH_THREADS", default=2)
+RENEWAL_BATCH_THREADS = env.int("RENEWAL_BATCH_THREADS", default=4)
 RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
 TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
