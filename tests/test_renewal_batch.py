@@ -185,6 +185,9 @@ def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypa
     rows = _due_rows(shared_connection, 3)
     _rotating_provider()
     monkeypatch.setattr(renewal.time, "sleep", lambda seconds: None)
+    # A real failed write recycles the connection; here it is the test's transaction.
+    recycled = []
+    monkeypatch.setattr(renewal, "close_old_connections", lambda: recycled.append(1))
     real_save = renewal.transitions_save
     failures = []
 
@@ -208,6 +211,7 @@ def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypa
         cv.refresh_from_db()
         assert cv.refresh_token == f"new-refresh-{index}"
     assert StatusTransition.objects.count() == 3, "one transition per row, not per attempt"
+    assert recycled == [1], "the connection is recycled before the retry"
 
 
 @responses.activate
