@@ -1,4 +1,4 @@
-"""HTTP to token endpoints: the only module that imports ``requests``.
+"""HTTP to token endpoints: the only module that imports ``requests`` (and urllib3).
 
 One pooled session per process with a product User-Agent; every call has a timeout.
 Transport failures become ``TransportError`` (a ``ProviderUnavailable``) naming what
@@ -14,6 +14,7 @@ from functools import cache, lru_cache
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 
 from oauthflow.exceptions import ProviderUnavailable
@@ -116,7 +117,7 @@ def post(
     started = time.monotonic()
     try:
         with send(url, headers=headers, body=body, timeout=timeout) as response:
-            content = _read_capped(response)
+            content = _read_capped(response, deadline=started + 2 * timeout)
     except requests.RequestException as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         kind = _transport_kind(exc)
@@ -132,17 +133,33 @@ def post(
     )
 
 
-def _read_capped(response: requests.Response) -> bytes:
+def _read_capped(response: requests.Response, *, deadline: float) -> bytes:
     """The body, at most ``OAUTH_MAX_RESPONSE_BYTES``: a token reply is small, and a
     huge one must not exhaust a worker's memory. Past the cap the body is cut off, which
-    makes it unparseable and so a clear "not a token response"."""
+    makes it unparseable and so a clear "not a token response".
+
+    requests' timeout bounds each wait, not the whole reply, so the body is read as it
+    arrives (``read1``) and a body still incomplete at ``deadline``
+    (``time.monotonic()``) raises ``requests.Timeout``: a server that drips bytes cannot
+    hold a renewal, and its batch's leases, indefinitely."""
     limit = settings.OAUTH_MAX_RESPONSE_BYTES
+    raw = response.raw
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=65536):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
+    try:
+        while size <= limit:
+            if chunks and time.monotonic() > deadline:
+                raise requests.Timeout("the reply was still arriving at the deadline")
+            chunk = raw.read1(65536, decode_content=True)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if raw.length_remaining == 0:
+                break
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.ConnectionError(str(exc)) from exc
     return b"".join(chunks)[: limit + 1]
 
 

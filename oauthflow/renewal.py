@@ -20,15 +20,15 @@ import logging
 import random
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
+from django.db import connection as db_connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -46,15 +46,20 @@ from connections.services import (
 from oauthflow.chain import ChainResult, flavor_remember, run_token_chain
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.exchange import client_credentials_fields
-from oauthflow.flavors import FLAVORS
-from oauthflow.lease import lease_claim, lease_claim_many, lease_release, lease_release_many
+from oauthflow.lease import (
+    lease_claim,
+    lease_claim_many,
+    lease_extend_many,
+    lease_release,
+    lease_release_many,
+)
 from oauthflow.models import TokenRequest, TokenRequestKind
 
 logger = logging.getLogger(__name__)
 
 PERMANENT_REFRESH_ERRORS = frozenset({"invalid_grant", "unauthorized_client"})
 WRITE_ATTEMPTS = 3
-LEASE_RELEASED = {"lease_token": None, "lease_expires_at": None, "enqueued_at": None}
+FLUSH_AFTER = 1.0  # seconds a renewed row may wait for its batch's write
 
 T = TypeVar("T")
 
@@ -191,7 +196,8 @@ def _write_retrying(write: Callable[[], T], *, config_variable_ids: list[str], r
             )
             if attempt == WRITE_ATTEMPTS:
                 raise
-            close_old_connections()
+            if not db_connection.in_atomic_block:  # a caller's transaction is its own
+                close_old_connections()
             time.sleep(0.2 * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -296,14 +302,19 @@ def _attempt(config_variable: ConfigVariable) -> _Attempt:
 @dataclass
 class _BatchWriter:
     """The batch's writes, all on the calling thread: renewed rows are prepared as
-    their chains finish and written ``RENEWAL_WRITE_BATCH`` at a time."""
+    their chains finish and written ``RENEWAL_WRITE_BATCH`` at a time, or once the
+    oldest has waited ``FLUSH_AFTER`` seconds (a spent refresh token waits little)."""
 
+    lease: uuid.UUID
     pending: list[PreparedTransition] = field(default_factory=list)
     records: list[TokenRequest] = field(default_factory=list)
+    oldest: float | None = None  # time.monotonic() when the oldest pending row came
     renewed: int = 0
     failed: int = 0
 
     def take(self, attempt: _Attempt, *, record_failure: bool = True) -> None:
+        """Queue one finished chain's outcome for writing; never raises for a row's
+        data (a row that cannot be stored is logged and counted as failed)."""
         config_variable, result = attempt.config_variable, attempt.result
         self.records += attempt.records
         if result is None:
@@ -311,47 +322,77 @@ class _BatchWriter:
                 _renewal_failed(config_variable, attempt.error)
                 self.failed += 1
             return
-        flavor_remember(app=config_variable.connection.app, flavor=result.flavor)
-        changes = token_changes(
-            config_variable=config_variable, token=result.token, now=timezone.now()
-        )
-        self.pending.append(
-            transition_prepare(
+        try:
+            changes = token_changes(
+                config_variable=config_variable, token=result.token, now=timezone.now()
+            )
+            prepared = transition_prepare(
                 config_variable=config_variable,
                 to_status=Status.CONNECTED,
                 reason=_renewed_reason(result, attempt.kind, first_fetch=False),
                 **changes,
-                **LEASE_RELEASED,
             )
-        )
+        except Exception:
+            # The refresh token is spent and its reply cannot be stored: say so loudly,
+            # and let the batch's other rows be written.
+            logger.critical(
+                "oauthflow.renewal.store_failed",
+                extra={"config_variable": str(config_variable.pk)},
+                exc_info=True,
+            )
+            self.failed += 1
+            return
+        self.pending.append(prepared)
         self.renewed += 1
-        if len(self.pending) >= settings.RENEWAL_WRITE_BATCH:
+        if self.oldest is None:
+            self.oldest = time.monotonic()
+        try:
+            flavor_remember(app=config_variable.connection.app, flavor=result.flavor)
+        except DatabaseError:  # a hint for next time; the tokens matter more
+            logger.warning("oauthflow.renewal.flavor_not_remembered", exc_info=True)
+        if len(self.pending) >= settings.RENEWAL_WRITE_BATCH or self.overdue():
             self.flush()
 
+    def overdue(self) -> bool:
+        return self.oldest is not None and time.monotonic() - self.oldest >= FLUSH_AFTER
+
     def flush(self) -> None:
-        """Write the renewed rows (releasing their leases in the same UPDATE) and the
-        token-request log in one transaction, then announce the transitions."""
+        """Write the renewed rows, release their leases (where still this batch's) and
+        save the token-request log in one transaction, then announce the transitions."""
         if not self.pending and not self.records:
             return
         pending, records = self.pending, self.records
-        self.pending, self.records = [], []
+        self.pending, self.records, self.oldest = [], [], None
+        ids = [item.config_variable.pk for item in pending]
 
         def save() -> None:
             with transaction.atomic():
+                # The tokens are written even if the lease was lost meanwhile: a spent
+                # refresh token's successor is the only one that still works.
                 transitions_save(pending)
+                lease_release_many(config_variable_ids=ids, lease_token=self.lease)
                 TokenRequest.objects.bulk_create(records)
 
         try:
-            _write_retrying(
-                save,
-                config_variable_ids=[str(item.config_variable.pk) for item in pending],
-                rotated=bool(pending),
-            )
+            _write_retrying(save, config_variable_ids=[str(pk) for pk in ids], rotated=bool(ids))
         except BaseException:
             self.pending, self.records = pending + self.pending, records + self.records
+            self.oldest = self.oldest or time.monotonic()
             raise
         for item in pending:
             transition_announce(item)
+
+
+def _drain(in_flight: set[Future[_Attempt]], writer: _BatchWriter, *, until: int) -> None:
+    """Take finished chains until at most ``until`` are in flight, flushing rows that
+    waited ``FLUSH_AFTER`` seconds meanwhile (a slow chain does not hold them back)."""
+    while len(in_flight) > until:
+        done, _ = wait(in_flight, timeout=FLUSH_AFTER, return_when=FIRST_COMPLETED)
+        for future in done:
+            in_flight.remove(future)
+            writer.take(future.result())
+        if writer.overdue():
+            writer.flush()
 
 
 def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) -> BatchOutcome:
@@ -362,21 +403,23 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
     renewal is one flavor chain (RFC 6749 §6, §4.4), and failures are recorded per row.
 
     ``RENEWAL_BATCH_THREADS`` chains run at once on a thread pool (their HTTP waits
-    overlap each other and the writes); every query stays on the calling thread. A new
-    chain starts only while a whole chain (six attempts of ``OAUTH_HTTP_TIMEOUT``)
-    still fits in the lease and the task's soft time limit; the rest are ``deferred``.
-    Rows whose token request was answered are written even when another row raises
-    (a rotated refresh token exists nowhere else). Raises ``DatabaseError`` when a
-    write fails ``WRITE_ATTEMPTS`` times.
+    overlap each other and the writes); every query stays on the calling thread. The
+    leases are extended at half their life, so a slow batch keeps them. A new chain
+    starts only while one more token request (twice ``OAUTH_HTTP_TIMEOUT``) fits in the
+    task's soft time limit; the rest are ``deferred`` to the next sweep. Rows whose
+    token request was answered are written even when another row raises (a rotated
+    refresh token exists nowhere else). Raises ``DatabaseError`` when a write fails
+    ``WRITE_ATTEMPTS`` times.
     """
     ids = list(config_variable_ids)
     lease = lease_claim_many(config_variable_ids=ids)
-    window = min(settings.RENEWAL_LEASE_SECONDS, settings.CELERY_TASK_SOFT_TIME_LIMIT)
-    deadline = time.monotonic() + window - settings.OAUTH_HTTP_TIMEOUT * len(FLAVORS)
+    started = time.monotonic()
+    deadline = started + settings.CELERY_TASK_SOFT_TIME_LIMIT - 2 * settings.OAUTH_HTTP_TIMEOUT
+    extend_at = started + settings.RENEWAL_LEASE_SECONDS / 2
     threads = max(1, settings.RENEWAL_BATCH_THREADS)
-    writer = _BatchWriter()
+    writer = _BatchWriter(lease)
     skipped = deferred = 0
-    in_flight: deque[Future[_Attempt]] = deque()
+    in_flight: set[Future[_Attempt]] = set()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="renewal")
     try:
         rows = list(
@@ -389,28 +432,34 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
             {row.connection_id for row in rows}
         )
         for index, config_variable in enumerate(rows):
-            if index and time.monotonic() > deadline:
+            now = time.monotonic()
+            if index and now > deadline:
                 deferred = len(rows) - index
                 break
+            if now > extend_at:
+                lease_extend_many(config_variable_ids=ids, lease_token=lease)
+                extend_at = now + settings.RENEWAL_LEASE_SECONDS / 2
             config_variable.connection = connections[config_variable.connection_id]
             if config_variable.status not in RENEWABLE_STATUSES or not _still_needed(
                 config_variable, force=False, if_expiring_within=None
             ):
                 skipped += 1
                 continue
-            in_flight.append(pool.submit(_attempt, config_variable))
-            while len(in_flight) >= threads:
-                writer.take(in_flight.popleft().result())
-        while in_flight:
-            writer.take(in_flight.popleft().result())
+            in_flight.add(pool.submit(_attempt, config_variable))
+            _drain(in_flight, writer, until=threads - 1)
+        _drain(in_flight, writer, until=0)
     finally:
         try:
             # Something raised: still keep every answered renewal (its refresh token
             # may have rotated). Failures are not recorded; the next sweep retries.
             pool.shutdown(wait=True)
             for future in in_flight:
-                if not future.cancelled() and future.exception() is None:
+                if future.cancelled() or future.exception() is not None:
+                    continue
+                try:
                     writer.take(future.result(), record_failure=False)
+                except Exception:
+                    logger.exception("oauthflow.renewal.batch_cleanup_failed")
             writer.flush()
         finally:
             lease_release_many(config_variable_ids=ids, lease_token=lease)

@@ -54,6 +54,9 @@ def decode_body(reply: HttpReply) -> dict[str, Any] | None:
     return None
 
 
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600  # seconds: ten years is "never" for renewal
+
+
 def _expires_in(value: Any) -> int | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
@@ -61,7 +64,8 @@ def _expires_in(value: Any) -> int | None:
         seconds = int(float(value))
     except (TypeError, ValueError, OverflowError):
         return None
-    return seconds if seconds > 0 else None
+    # "Never" written as a huge number must not overflow the datetime arithmetic later.
+    return min(seconds, MAX_EXPIRES_IN) if seconds > 0 else None
 
 
 def _text(value: Any) -> str | None:

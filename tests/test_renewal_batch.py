@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from urllib.parse import parse_qsl
 
@@ -22,6 +23,7 @@ from tests.factories import ConfigVariableFactory, ConnectionFactory, CustomerFa
 pytestmark = pytest.mark.django_db
 
 TOKEN_URL = "https://app.example.com/oauth2/token"
+ODD_TOKEN_URL = "https://odd.example.com/oauth2/token"
 
 
 @pytest.fixture
@@ -185,9 +187,6 @@ def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypa
     rows = _due_rows(shared_connection, 3)
     _rotating_provider()
     monkeypatch.setattr(renewal.time, "sleep", lambda seconds: None)
-    # A real failed write recycles the connection; here it is the test's transaction.
-    recycled = []
-    monkeypatch.setattr(renewal, "close_old_connections", lambda: recycled.append(1))
     real_save = renewal.transitions_save
     failures = []
 
@@ -211,14 +210,14 @@ def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypa
         cv.refresh_from_db()
         assert cv.refresh_token == f"new-refresh-{index}"
     assert StatusTransition.objects.count() == 3, "one transition per row, not per attempt"
-    assert recycled == [1], "the connection is recycled before the retry"
 
 
 @responses.activate
-def test_rows_past_the_lease_budget_are_deferred_to_the_next_sweep(shared_connection, settings):
-    """With less lease time than one chain may take, only the first row is tried; the
-    others are released (not enqueued) so the next sweep sends them again."""
-    settings.RENEWAL_LEASE_SECONDS = 5  # < six attempts of OAUTH_HTTP_TIMEOUT
+def test_rows_past_the_time_budget_are_deferred_to_the_next_sweep(shared_connection, settings):
+    """With less of the task's time limit left than one token request may take, only
+    the first row is tried; the others are released (not enqueued) so the next sweep
+    sends them again."""
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 15  # < 2 x OAUTH_HTTP_TIMEOUT (10 s)
     rows = _due_rows(shared_connection, 3)
     _rotating_provider()
 
@@ -227,6 +226,71 @@ def test_rows_past_the_lease_budget_are_deferred_to_the_next_sweep(shared_connec
     assert outcome == BatchOutcome(renewed=1, deferred=2)
     assert len(responses.calls) == 1
     assert sorted(renewal.renewals_due()) == sorted(cv.pk for cv in rows[1:])
+
+
+@responses.activate
+def test_one_apps_unstorable_reply_does_not_cost_other_rows_their_tokens(shared_connection):
+    """An app answering ``expires_in`` = 2**63 - 1 ("never") used to overflow while
+    storing; now it is capped, and no row's reply can stop the others being written."""
+    odd_app_rows = _due_rows(ConnectionFactory(app__token_url=ODD_TOKEN_URL), 2)
+    rows = _due_rows(shared_connection, 3)
+    _rotating_provider()
+    responses.post(
+        ODD_TOKEN_URL,
+        json={"access_token": "odd", "refresh_token": "odd-r", "expires_in": 2**63 - 1},
+    )
+
+    outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in odd_app_rows + rows])
+
+    assert outcome == BatchOutcome(renewed=5)
+    for index, cv in enumerate(rows):
+        cv.refresh_from_db()
+        assert cv.refresh_token == f"new-refresh-{index}"
+    for cv in odd_app_rows:
+        cv.refresh_from_db()
+        assert cv.refresh_token == "odd-r"
+        assert cv.expires_at > timezone.now() + timedelta(days=3000)
+
+
+@responses.activate
+def test_a_lease_taken_over_meanwhile_is_left_to_its_holder(shared_connection, monkeypatch):
+    """If a row's lease expired during the batch and another worker claimed it, the
+    batch still writes the tokens it was answered (the spent refresh token's successor
+    is the only one that works) but leaves the other worker's lease alone."""
+    rows = _due_rows(shared_connection, 2)
+    _rotating_provider()
+    real_save = renewal.transitions_save
+    other = uuid.uuid4()
+
+    def lease_lost_before_the_write(prepared):
+        ConfigVariable.objects.filter(pk=rows[0].pk).update(lease_token=other)
+        return real_save(prepared)
+
+    monkeypatch.setattr(renewal, "transitions_save", lease_lost_before_the_write)
+    config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
+
+    taken, mine = rows
+    taken.refresh_from_db()
+    mine.refresh_from_db()
+    assert taken.refresh_token == "new-refresh-0"
+    assert taken.lease_token == other, "another worker's live lease was wiped"
+    assert mine.refresh_token == "new-refresh-1"
+    assert mine.lease_token is None
+
+
+@responses.activate
+def test_a_failed_preferred_flavor_update_loses_no_token(shared_connection, monkeypatch):
+    rows = _due_rows(shared_connection, 2)
+    _rotating_provider()
+
+    def flavor_remember_failing(**kwargs):
+        raise DatabaseError("database is locked")
+
+    monkeypatch.setattr(renewal, "flavor_remember", flavor_remember_failing)
+    assert config_variables_renew(config_variable_ids=[cv.pk for cv in rows]).renewed == 2
+    for index, cv in enumerate(rows):
+        cv.refresh_from_db()
+        assert cv.refresh_token == f"new-refresh-{index}"
 
 
 @responses.activate
