@@ -27,6 +27,7 @@ from oauthflow.bench import (
     bench_environment_check,
     command_line,
     format_report,
+    median_rate,
     parse_processes,
     share_of_ceiling,
 )
@@ -209,3 +210,11 @@ def test_refuses_without_postgresql_and_redis(monkeypatch):
         bench_environment_check()
     with pytest.raises(CommandError, match="needs PostgreSQL"):
         call_command("bench_renewal", "--n", "10")
+
+
+def test_the_ceiling_is_the_median_of_its_samples_and_the_report_lists_them():
+    samples = [RateResult(1000, 2.0), RateResult(1000, 1.0), RateResult(1000, 4.0)]
+    ceiling = median_rate(samples)
+    assert ceiling.per_second == 500.0  # not the best (1000/s) nor the worst (250/s)
+    report = BenchReport(command="bench", ceiling=ceiling, ceiling_samples=samples)
+    assert "the median of 3 samples (500.0, 1000.0, 250.0)" in format_report(report)
