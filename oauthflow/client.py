@@ -147,15 +147,15 @@ def _read_capped(response: requests.Response, *, deadline: float) -> bytes:
     chunks, size = [], 0
     try:
         while size <= limit:
-            if chunks and time.monotonic() > deadline:
-                raise requests.Timeout("the reply was still arriving at the deadline")
             chunk = raw.read1(65536, decode_content=True)
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-            if raw.length_remaining == 0:
-                break
+            # Bytes still to come from the network (not a decoder's buffer) past the
+            # deadline: give up. A Content-Length body fully received never trips this.
+            if raw.length_remaining != 0 and time.monotonic() > deadline:
+                raise requests.Timeout("the reply was still arriving at the deadline")
     except urllib3.exceptions.ReadTimeoutError as exc:
         raise requests.ReadTimeout(str(exc)) from exc
     except urllib3.exceptions.HTTPError as exc:

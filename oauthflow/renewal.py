@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 from django.db import connection as db_connection
@@ -332,6 +333,8 @@ class _BatchWriter:
                 reason=_renewed_reason(result, attempt.kind, first_fetch=False),
                 **changes,
             )
+        except SoftTimeLimitExceeded:
+            raise
         except Exception:
             # The refresh token is spent and its reply cannot be stored: say so loudly,
             # and let the batch's other rows be written.
@@ -358,11 +361,44 @@ class _BatchWriter:
 
     def flush(self) -> None:
         """Write the renewed rows, release their leases (where still this batch's) and
-        save the token-request log in one transaction, then announce the transitions."""
+        save the token-request log in one transaction, then announce the transitions.
+        A row whose data the write cannot take (not a ``DatabaseError``) is dropped,
+        logged at CRITICAL, and the others are written one by one."""
         if not self.pending and not self.records:
             return
         pending, records = self.pending, self.records
         self.pending, self.records, self.oldest = [], [], None
+        try:
+            self._save(pending, records)
+        except (DatabaseError, SoftTimeLimitExceeded):
+            self.pending, self.records = pending + self.pending, records + self.records
+            self.oldest = self.oldest or time.monotonic()
+            raise
+        except Exception:
+            logger.critical("oauthflow.renewal.batch_write_failed", exc_info=True)
+            kept = []
+            for index, item in enumerate(pending):
+                try:
+                    self._save([item], [])
+                    kept.append(item)
+                except DatabaseError:
+                    self.pending[:0] = pending[index:]  # retried with the next write
+                    self.records[:0] = records
+                    raise
+                except Exception:
+                    logger.critical(
+                        "oauthflow.renewal.store_failed",
+                        extra={"config_variable": str(item.config_variable.pk)},
+                        exc_info=True,
+                    )
+                    self.renewed -= 1
+                    self.failed += 1
+            self._save([], records)
+            pending = kept
+        for item in pending:
+            transition_announce(item)
+
+    def _save(self, pending: list[PreparedTransition], records: list[TokenRequest]) -> None:
         ids = [item.config_variable.pk for item in pending]
 
         def save() -> None:
@@ -370,22 +406,44 @@ class _BatchWriter:
                 # The tokens are written even if the lease was lost meanwhile: a spent
                 # refresh token's successor is the only one that still works.
                 transitions_save(pending)
-                lease_release_many(config_variable_ids=ids, lease_token=self.lease)
+                if ids:
+                    lease_release_many(config_variable_ids=ids, lease_token=self.lease)
                 TokenRequest.objects.bulk_create(records)
 
-        try:
-            _write_retrying(save, config_variable_ids=[str(pk) for pk in ids], rotated=bool(ids))
-        except BaseException:
-            self.pending, self.records = pending + self.pending, records + self.records
-            self.oldest = self.oldest or time.monotonic()
-            raise
-        for item in pending:
-            transition_announce(item)
+        _write_retrying(save, config_variable_ids=[str(pk) for pk in ids], rotated=bool(ids))
 
 
-def _drain(in_flight: set[Future[_Attempt]], writer: _BatchWriter, *, until: int) -> None:
+@dataclass
+class _BatchLease:
+    """The batch's claim on its rows, extended at half its life while the batch runs
+    (also while it only waits for chains), and which rows it still holds."""
+
+    token: uuid.UUID
+    ids: list[uuid.UUID | str]
+    held: set[uuid.UUID]
+    extend_at: float = field(
+        default_factory=lambda: time.monotonic() + settings.RENEWAL_LEASE_SECONDS / 2
+    )
+
+    def keep_alive(self) -> None:
+        now = time.monotonic()
+        if now < self.extend_at:
+            return
+        lease_extend_many(config_variable_ids=self.ids, lease_token=self.token)
+        self.held = set(
+            ConfigVariable.objects.filter(pk__in=self.ids, lease_token=self.token).values_list(
+                "pk", flat=True
+            )
+        )
+        self.extend_at = now + settings.RENEWAL_LEASE_SECONDS / 2
+
+
+def _drain(
+    in_flight: set[Future[_Attempt]], writer: _BatchWriter, lease: _BatchLease, *, until: int
+) -> None:
     """Take finished chains until at most ``until`` are in flight, flushing rows that
-    waited ``FLUSH_AFTER`` seconds meanwhile (a slow chain does not hold them back)."""
+    waited ``FLUSH_AFTER`` seconds meanwhile (a slow chain does not hold them back) and
+    keeping the lease alive."""
     while len(in_flight) > until:
         done, _ = wait(in_flight, timeout=FLUSH_AFTER, return_when=FIRST_COMPLETED)
         for future in done:
@@ -393,6 +451,7 @@ def _drain(in_flight: set[Future[_Attempt]], writer: _BatchWriter, *, until: int
             writer.take(future.result())
         if writer.overdue():
             writer.flush()
+        lease.keep_alive()
 
 
 def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) -> BatchOutcome:
@@ -404,7 +463,8 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
 
     ``RENEWAL_BATCH_THREADS`` chains run at once on a thread pool (their HTTP waits
     overlap each other and the writes); every query stays on the calling thread. The
-    leases are extended at half their life, so a slow batch keeps them. A new chain
+    leases are extended at half their life, so a slow batch keeps them (a row whose
+    lease was lost anyway is skipped). A new chain
     starts only while one more token request (twice ``OAUTH_HTTP_TIMEOUT``) fits in the
     task's soft time limit; the rest are ``deferred`` to the next sweep. Rows whose
     token request was answered are written even when another row raises (a rotated
@@ -412,19 +472,19 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
     ``WRITE_ATTEMPTS`` times.
     """
     ids = list(config_variable_ids)
-    lease = lease_claim_many(config_variable_ids=ids)
+    token = lease_claim_many(config_variable_ids=ids)
     started = time.monotonic()
     deadline = started + settings.CELERY_TASK_SOFT_TIME_LIMIT - 2 * settings.OAUTH_HTTP_TIMEOUT
-    extend_at = started + settings.RENEWAL_LEASE_SECONDS / 2
     threads = max(1, settings.RENEWAL_BATCH_THREADS)
-    writer = _BatchWriter(lease)
+    writer = _BatchWriter(token)
     skipped = deferred = 0
     in_flight: set[Future[_Attempt]] = set()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="renewal")
     try:
         rows = list(
-            ConfigVariable.objects.filter(pk__in=ids, lease_token=lease).order_by("refresh_at")
+            ConfigVariable.objects.filter(pk__in=ids, lease_token=token).order_by("refresh_at")
         )
+        lease = _BatchLease(token, ids, held={row.pk for row in rows})
         skipped = len(ids) - len(rows)
         # One Connection and App instance per batch, not per row: fewer objects and
         # secrets to decrypt, and the App's preferred flavor is shared by its rows.
@@ -432,27 +492,30 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
             {row.connection_id for row in rows}
         )
         for index, config_variable in enumerate(rows):
-            now = time.monotonic()
-            if index and now > deadline:
+            if index and time.monotonic() > deadline:
                 deferred = len(rows) - index
                 break
-            if now > extend_at:
-                lease_extend_many(config_variable_ids=ids, lease_token=lease)
-                extend_at = now + settings.RENEWAL_LEASE_SECONDS / 2
+            lease.keep_alive()
             config_variable.connection = connections[config_variable.connection_id]
-            if config_variable.status not in RENEWABLE_STATUSES or not _still_needed(
-                config_variable, force=False, if_expiring_within=None
+            if (
+                config_variable.pk not in lease.held  # lost: another worker has it now
+                or config_variable.status not in RENEWABLE_STATUSES
+                or not _still_needed(config_variable, force=False, if_expiring_within=None)
             ):
                 skipped += 1
                 continue
             in_flight.add(pool.submit(_attempt, config_variable))
-            _drain(in_flight, writer, until=threads - 1)
-        _drain(in_flight, writer, until=0)
+            _drain(in_flight, writer, lease, until=threads - 1)
+        _drain(in_flight, writer, lease, until=0)
     finally:
         try:
             # Something raised: still keep every answered renewal (its refresh token
-            # may have rotated). Failures are not recorded; the next sweep retries.
-            pool.shutdown(wait=True)
+            # may have rotated), writing those at hand before waiting for the rest.
+            # Failures are not recorded; the next sweep retries.
+            try:
+                writer.flush()
+            finally:
+                pool.shutdown(wait=True)
             for future in in_flight:
                 if future.cancelled() or future.exception() is not None:
                     continue
@@ -462,7 +525,7 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
                     logger.exception("oauthflow.renewal.batch_cleanup_failed")
             writer.flush()
         finally:
-            lease_release_many(config_variable_ids=ids, lease_token=lease)
+            lease_release_many(config_variable_ids=ids, lease_token=token)
     return BatchOutcome(
         renewed=writer.renewed, failed=writer.failed, skipped=skipped, deferred=deferred
     )

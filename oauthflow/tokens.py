@@ -108,17 +108,36 @@ def parse_token_response(reply: HttpReply, *, url: str = "") -> TokenResponse:
 
 
 EXTRA_LIMIT = 4096  # characters of JSON kept per extra field
+EXTRA_MAX_DEPTH = 8  # nesting levels kept per extra field
+
+
+def _depth(value: Any) -> int:
+    """How many levels ``value`` has (a scalar 1, ``[1]`` 2); stops counting past
+    ``EXTRA_MAX_DEPTH``, so a hostile reply cannot exhaust the stack here."""
+    depth, level = 0, [value]
+    while level and depth <= EXTRA_MAX_DEPTH:
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        depth += 1
+    return depth if not level else EXTRA_MAX_DEPTH + 1
 
 
 def _bounded_extra(data: dict[str, Any]) -> dict[str, Any]:
     """Non-standard fields worth keeping (``instance_url``), each at most ``EXTRA_LIMIT``
-    characters as JSON; anything bigger is an app's oddity, not configuration."""
+    characters as JSON and ``EXTRA_MAX_DEPTH`` levels deep; anything bigger is an app's
+    oddity, not configuration (and a deep one could overflow the stack when stored)."""
     kept = {}
     for name, value in data.items():
         if name in STANDARD_FIELDS or not isinstance(name, str) or len(name) > 100:
             continue
         if any(word in name.lower() for word in ("token", "secret", "password")):
             continue  # an app-specific credential: never kept in the clear
+        if _depth(value) > EXTRA_MAX_DEPTH:
+            continue
         try:
             dumped = json.dumps(value)
             # PostgreSQL's jsonb refuses \u0000; an app's oddity, not configuration.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import socket
 import threading
 import time
@@ -12,6 +14,7 @@ import pytest
 
 from oauthflow import client
 from oauthflow.client import TransportError
+from oauthflow.tokens import parse_token_response
 
 REPLY = b'{"access_token": "at", "token_type": "Bearer", "expires_in": 60}'
 
@@ -112,3 +115,35 @@ def test_a_closed_port_is_a_connection_error(settings):
         with pytest.raises(TransportError) as caught:
             client.post(f"http://127.0.0.1:{port}/token", headers={}, body=b"", timeout=2)
     assert caught.value.kind == "connection"
+
+
+class _Gzipped(BaseHTTPRequestHandler):
+    """A valid token reply, gzip-encoded, over 64 KiB once decoded."""
+
+    body = json.dumps({"access_token": "at", "expires_in": 60, "padding": "x" * 140_000}).encode()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        compressed = gzip.compress(self.body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(compressed)))
+        self.end_headers()
+        self.wfile.write(compressed)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gzip_url() -> Iterator[str]:
+    yield from _serve(_Gzipped)
+
+
+def test_a_compressed_reply_is_read_whole(gzip_url, settings):
+    settings.OAUTH_ALLOW_HTTP_LOOPBACK = True
+    settings.OAUTH_ALLOW_PRIVATE_NETWORKS = True
+    reply = client.post(gzip_url, headers={}, body=b"grant_type=refresh_token")
+    assert reply.body == _Gzipped.body
+    assert parse_token_response(reply).access_token == "at"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 from urllib.parse import parse_qsl
@@ -318,3 +319,99 @@ def test_the_sweep_sends_due_rows_in_batches_of_renewal_task_batch(
     assert {cv.access_token for cv in ConfigVariable.objects.all()} == {
         f"new-access-{index}" for index in range(7)
     }
+
+
+@responses.activate
+def test_a_deeply_nested_extra_field_costs_no_row_its_tokens(shared_connection):
+    """A reply whose extra field nests 900 levels deep used to overflow the stack when
+    written, losing every pending row of the batch; such a field is now not kept."""
+    rows = _due_rows(shared_connection, 3)
+    odd_rows = _due_rows(ConnectionFactory(app__token_url=ODD_TOKEN_URL), 1)
+    _rotating_provider()
+    deep = "[" * 900 + "]" * 900
+    responses.post(
+        ODD_TOKEN_URL,
+        body=(
+            '{"access_token": "odd", "refresh_token": "odd-r", "expires_in": 3600,'
+            f' "instance_url": "https://eu.example.com", "x": {deep}}}'
+        ),
+        content_type="application/json",
+    )
+
+    outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows + odd_rows])
+
+    assert outcome == BatchOutcome(renewed=4)
+    for index, cv in enumerate(rows):
+        cv.refresh_from_db()
+        assert cv.refresh_token == f"new-refresh-{index}"
+    odd = odd_rows[0]
+    odd.refresh_from_db()
+    assert odd.refresh_token == "odd-r"
+    assert odd.token_extra == {"instance_url": "https://eu.example.com"}
+
+
+@responses.activate
+def test_leases_are_kept_alive_and_a_row_lost_meanwhile_is_skipped(
+    shared_connection, settings, monkeypatch
+):
+    """A batch slower than half its lease extends it (here while waiting for a slow
+    chain); a row whose lease another worker took meanwhile gets no token request."""
+    settings.RENEWAL_LEASE_SECONDS = 2  # extended every 1 s
+    settings.RENEWAL_BATCH_THREADS = 1
+    rows = _due_rows(shared_connection, 3)
+    _rotating_provider()
+    real_chain, real_extend = renewal.run_token_chain, renewal.lease_extend_many
+    other = uuid.uuid4()
+    extensions = []
+
+    def slow_first_chain(**kwargs):
+        if kwargs["config_variable"].pk == rows[0].pk:
+            time.sleep(1.3)
+        return real_chain(**kwargs)
+
+    def extend_after_losing_the_last_row(**kwargs):
+        if not extensions:  # another worker took the last row's lease (it had expired)
+            ConfigVariable.objects.filter(pk=rows[2].pk).update(lease_token=other)
+        extensions.append(time.monotonic())
+        return real_extend(**kwargs)
+
+    monkeypatch.setattr(renewal, "run_token_chain", slow_first_chain)
+    monkeypatch.setattr(renewal, "lease_extend_many", extend_after_losing_the_last_row)
+
+    outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
+
+    assert extensions, "the lease was never extended"
+    assert outcome == BatchOutcome(renewed=2, skipped=1)
+    sent = [dict(parse_qsl(c.request.body.decode()))["refresh_token"] for c in responses.calls]
+    assert sent == ["old-refresh-0", "old-refresh-1"]
+    lost = rows[2]
+    lost.refresh_from_db()
+    assert lost.lease_token == other
+    assert lost.refresh_token == "old-refresh-2"
+
+
+@responses.activate
+def test_a_row_the_write_cannot_take_is_dropped_and_the_others_written(
+    shared_connection, monkeypatch, caplog
+):
+    rows = _due_rows(shared_connection, 3)
+    _rotating_provider()
+    real_save = renewal.transitions_save
+
+    def save_choking_on_the_middle_row(prepared):
+        if any(item.config_variable.pk == rows[1].pk for item in prepared):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_save(prepared)
+
+    monkeypatch.setattr(renewal, "transitions_save", save_choking_on_the_middle_row)
+    with caplog.at_level(logging.CRITICAL, logger="oauthflow.renewal"):
+        outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
+
+    assert outcome == BatchOutcome(renewed=2, failed=1)
+    expected = ["new-refresh-0", "old-refresh-1", "new-refresh-2"]
+    for cv, refresh_token in zip(rows, expected, strict=True):
+        cv.refresh_from_db()
+        assert cv.refresh_token == refresh_token
+        assert cv.lease_token is None
+    assert "oauthflow.renewal.store_failed" in [r.message for r in caplog.records]
+    assert TokenRequest.objects.count() == 3  # every request that was sent is logged
