@@ -64,10 +64,11 @@ def transition_prepare(
         changes.setdefault("failing_since", None)
     config_variable.status = to_status
     changed = []
+    deferred = config_variable.get_deferred_fields()  # unknown values: always written
     for name, value in changes.items():
         # Text from apps (error descriptions) may hold NULs, which PostgreSQL refuses.
         value = storable(value) if isinstance(value, str) else value
-        if name in config_variable.get_deferred_fields() or getattr(config_variable, name) != value:
+        if name in deferred or getattr(config_variable, name) != value:
             setattr(config_variable, name, value)
             changed.append(name)  # only what changes is written: less to encrypt and send
     record = StatusTransition(

@@ -1246,11 +1246,15 @@ def bench_run(
             if options.renewal:
                 say(f"Token endpoint at {endpoint.url}; creating {options.n} rows")
                 connection = renewal_rows_create(app, options.n)
-                for processes in options.processes:
-                    # The ceiling is sampled before each run and after the last; the
-                    # median is used, so a moment of noise on this host sways neither.
+
+                def sample_ceiling() -> None:
+                    # Sampled before each run and after the last; the median is used,
+                    # so a moment of noise on this host sways neither side.
                     report.ceiling_samples.append(raw_post_rate(endpoint.url, options.n))
                     say(f"Ceiling: {report.ceiling_samples[-1].per_second:.1f} requests/s")
+
+                for processes in options.processes:
+                    sample_ceiling()
                     run = renewal_run(
                         app=app,
                         connection=connection,
@@ -1266,8 +1270,7 @@ def bench_run(
                         f"{processes} process(es): {run.per_second:.1f} renewals/s, "
                         f"{run.renewed}/{run.due} renewed in {run.seconds:.2f} s"
                     )
-                report.ceiling_samples.append(raw_post_rate(endpoint.url, options.n))
-                say(f"Ceiling: {report.ceiling_samples[-1].per_second:.1f} requests/s")
+                sample_ceiling()
                 report.ceiling = median_rate(report.ceiling_samples)
                 ConfigVariable.objects.filter(connection=connection).delete()
                 # Every renewal moved refresh_at, leaving a dead entry in the partial index

@@ -19,6 +19,20 @@ from django.utils import timezone
 from connections.models import ConfigVariable
 
 
+def _claim(ids: Sequence[uuid.UUID | str], seconds: int | None) -> tuple[uuid.UUID, int]:
+    """One conditional UPDATE: the free rows (no lease, or an expired one) among
+    ``ids`` get a new lease token; returns it and how many rows took it."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    seconds = settings.RENEWAL_LEASE_SECONDS if seconds is None else seconds
+    claimed = (
+        ConfigVariable.objects.filter(pk__in=ids)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .update(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
+    )
+    return token, claimed
+
+
 def lease_claim(
     *, config_variable_id: uuid.UUID | str, seconds: int | None = None
 ) -> uuid.UUID | None:
@@ -26,23 +40,14 @@ def lease_claim(
 
     Returns the lease token, or None when another worker holds a live lease.
     """
-    now = timezone.now()
-    token = uuid.uuid4()
-    seconds = settings.RENEWAL_LEASE_SECONDS if seconds is None else seconds
-    claimed = (
-        ConfigVariable.objects.filter(pk=config_variable_id)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-        .update(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
-    )
+    token, claimed = _claim([config_variable_id], seconds)
     return token if claimed else None
 
 
 def lease_release(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID) -> bool:
     """Give the lease back; False when it had already expired and been taken over."""
     return bool(
-        ConfigVariable.objects.filter(pk=config_variable_id, lease_token=lease_token).update(
-            lease_token=None, lease_expires_at=None, enqueued_at=None
-        )
+        lease_release_many(config_variable_ids=[config_variable_id], lease_token=lease_token)
     )
 
 
@@ -52,13 +57,7 @@ def lease_claim_many(
     """Take the lease on every free row of ``config_variable_ids`` in one UPDATE, all
     under one returned lease token (rows under another live lease are left alone: load
     ``pk__in=ids, lease_token=token`` to see which were claimed)."""
-    now = timezone.now()
-    token = uuid.uuid4()
-    seconds = settings.RENEWAL_LEASE_SECONDS if seconds is None else seconds
-    ConfigVariable.objects.filter(pk__in=config_variable_ids).filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    ).update(lease_token=token, lease_expires_at=now + timedelta(seconds=seconds))
-    return token
+    return _claim(config_variable_ids, seconds)[0]
 
 
 def lease_release_many(

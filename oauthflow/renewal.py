@@ -270,7 +270,7 @@ class BatchOutcome:
     renewed: int = 0
     failed: int = 0  # the failure is recorded on the row (see the module docstring)
     skipped: int = 0  # leased elsewhere, no longer due, or no longer renewable
-    deferred: int = 0  # not tried: too little lease time left; the next sweep has them
+    deferred: int = 0  # not tried: too little of the task's time left; the next sweep has them
 
 
 @dataclass
@@ -464,12 +464,11 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
     ``RENEWAL_BATCH_THREADS`` chains run at once on a thread pool (their HTTP waits
     overlap each other and the writes); every query stays on the calling thread. The
     leases are extended at half their life, so a slow batch keeps them (a row whose
-    lease was lost anyway is skipped). A new chain
-    starts only while one more token request (twice ``OAUTH_HTTP_TIMEOUT``) fits in the
-    task's soft time limit; the rest are ``deferred`` to the next sweep. Rows whose
-    token request was answered are written even when another row raises (a rotated
-    refresh token exists nowhere else). Raises ``DatabaseError`` when a write fails
-    ``WRITE_ATTEMPTS`` times.
+    lease was lost anyway is skipped). A new chain starts only while one more token
+    request (twice ``OAUTH_HTTP_TIMEOUT``) fits in the task's soft time limit; the rest
+    are ``deferred`` to the next sweep. Rows whose token request was answered are
+    written even when another row raises (a rotated refresh token exists nowhere else).
+    Raises ``DatabaseError`` when a write fails ``WRITE_ATTEMPTS`` times.
     """
     ids = list(config_variable_ids)
     token = lease_claim_many(config_variable_ids=ids)

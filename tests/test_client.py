@@ -19,11 +19,21 @@ from oauthflow.tokens import parse_token_response
 REPLY = b'{"access_token": "at", "token_type": "Bearer", "expires_in": 60}'
 
 
-class _Dripping(BaseHTTPRequestHandler):
+class _TokenEndpoint(BaseHTTPRequestHandler):
+    """A quiet loopback token endpoint; subclasses answer ``do_POST``."""
+
+    def read_request_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Dripping(_TokenEndpoint):
     """Headers at once, then the body one byte every 0.3 s: never a 0.5 s silence."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.read_request_body()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(REPLY)))
@@ -36,17 +46,14 @@ class _Dripping(BaseHTTPRequestHandler):
                 return
             time.sleep(0.3)
 
-    def log_message(self, *args: object) -> None:
-        pass
 
-
-class _CookieSetting(BaseHTTPRequestHandler):
+class _CookieSetting(_TokenEndpoint):
     """Sets a session cookie and remembers the Cookie header of every request."""
 
     seen: list[str | None] = []
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.read_request_body()
         type(self).seen.append(self.headers.get("Cookie"))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -54,9 +61,6 @@ class _CookieSetting(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(REPLY)))
         self.end_headers()
         self.wfile.write(REPLY)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
@@ -117,13 +121,13 @@ def test_a_closed_port_is_a_connection_error(settings):
     assert caught.value.kind == "connection"
 
 
-class _Gzipped(BaseHTTPRequestHandler):
+class _Gzipped(_TokenEndpoint):
     """A valid token reply, gzip-encoded, over 64 KiB once decoded."""
 
     body = json.dumps({"access_token": "at", "expires_in": 60, "padding": "x" * 140_000}).encode()
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.read_request_body()
         compressed = gzip.compress(self.body)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -131,9 +135,6 @@ class _Gzipped(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(compressed)))
         self.end_headers()
         self.wfile.write(compressed)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
