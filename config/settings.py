@@ -146,6 +146,11 @@ RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, d
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
 TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
 RENEWAL_FAILING_AFTER = env.int("RENEWAL_FAILING_AFTER", default=3)  # failures in a row
+# Renew every renewable connection at least this often (seconds), even when its access
+# token lives longer: many apps expire refresh tokens that sit unused.
+RENEWAL_MAX_IDLE = env.int("RENEWAL_MAX_IDLE", default=86400)
+# Warn operators and the customer this long (seconds) before a refresh token lapses.
+REFRESH_TOKEN_EXPIRY_WARNING = env.int("REFRESH_TOKEN_EXPIRY_WARNING", default=7 * 86400)
 
 # --- Celery -----------------------------------------------------------------------------
 # No broker: tasks run eagerly in-process (one machine, nothing to set up). Production

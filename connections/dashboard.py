@@ -96,7 +96,7 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
     )
     failures = list(
         TokenRequest.objects.filter(kind=TokenRequestKind.REFRESH)
-        .exclude(outcome=Outcome.SUCCESS)
+        .filter(outcome__in=Outcome.failures())
         .select_related("app", "config_variable__customer")
         .order_by("-created_at")[:limit]
     )

@@ -129,8 +129,28 @@ class App(models.Model):
     )
     use_pkce = models.BooleanField("PKCE (S256)", default=True, help_text="RFC 7636.")
     prompt_consent = models.BooleanField(
-        default=False,
-        help_text="Send prompt=consent (OpenID Connect servers grant offline_access only so).",
+        default=True,
+        help_text="Send prompt=consent when asking for offline access (the offline_access "
+        "scope, or access_type=offline): OpenID Connect servers issue a refresh token for "
+        "offline_access only with it (OIDC Core §11), and Google only on a fresh consent.",
+    )
+    token_path = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Where the tokens are in the reply when not at the top level, dotted (Slack "
+        "user tokens: authed_user). Blank: the top level, else the first nested object "
+        "holding an access_token.",
+    )
+    client_id_param = models.CharField(
+        max_length=64,
+        default="client_id",
+        help_text="The name of the client ID parameter in the authorize URL and token "
+        "request bodies (TikTok: client_key).",
+    )
+    client_secret_param = models.CharField(
+        max_length=64,
+        default="client_secret",
+        help_text="The name of the client secret parameter in token request bodies.",
     )
     extra_authorize_params = models.JSONField(default=dict, blank=True)
     extra_token_params = models.JSONField(default=dict, blank=True)
@@ -274,6 +294,12 @@ class ConfigVariable(models.Model):
     token_type = models.CharField(max_length=40, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     refresh_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the refresh token lapses, when the app said (UTC); only a reconnect "
+        "gives a new one.",
+    )
     scopes_granted = models.TextField(blank=True)
     token_extra = models.JSONField(
         default=dict, blank=True, help_text="Extra fields of the token response, no tokens."
@@ -286,6 +312,9 @@ class ConfigVariable(models.Model):
     # In-flight authorization: the newest Connect's state nonce (older callbacks are
     # refused), and the code and PKCE verifier, encrypted, cleared once the exchange ends.
     flow_nonce = models.CharField(max_length=64, blank=True, editable=False)
+    # The redirect_uri sent at authorize, sent again byte for byte at the token step
+    # (RFC 6749 §4.1.3), whatever the settings say by then.
+    flow_redirect_uri = models.CharField(max_length=2000, blank=True, editable=False)
     pending_code = SecretField(blank=True, null=True)
     code_verifier = SecretField(blank=True, null=True)
     # Renewal claim: the worker holding lease_token may spend the refresh token until
@@ -294,6 +323,9 @@ class ConfigVariable(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Set when the sweep enqueues a renewal, cleared when it ends: no duplicate messages.
     enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The fingerprint of the token a rejection report renewed into: a report naming it
+    # again is a second rejection, reported rather than renewed in a loop.
+    forced_renewal_fingerprint = models.CharField(max_length=32, blank=True, editable=False)
     failure_count = models.PositiveIntegerField(default=0)
     failing_since = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)

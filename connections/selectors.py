@@ -10,10 +10,8 @@ from django.shortcuts import get_object_or_404
 
 from connections.models import ConfigVariable, Connection, Customer, Status
 from oauthflow.diagnosis import explain
+from oauthflow.outcomes import Key, Outcome
 
-TRANSIENT_KEYS = frozenset(
-    {"server_error", "rate_limited", "timeout", "connection_error", "callback_server_error"}
-)
 ATTENTION_STATUSES = (Status.ERROR, Status.REAUTHORIZATION_REQUIRED, Status.FAILING)
 
 
@@ -28,8 +26,9 @@ def customer_for_user(user: AbstractBaseUser | AnonymousUser) -> Customer:
 @dataclass(frozen=True)
 class CustomerView:
     """A connection as a customer sees it: ``state`` is one of "Not connected",
-    "Connecting…", "Connected", "Needs reconnection"; ``reason`` a plain sentence ("" when
-    all is well); ``action`` the main button's label; ``tone`` a CSS hint."""
+    "You declined", "Connecting…", "Connected", "Needs reconnection"; ``reason`` a
+    plain sentence ("" when all is well); ``action`` the main button's label; ``tone``
+    a CSS hint."""
 
     state: str
     tone: str
@@ -38,12 +37,23 @@ class CustomerView:
     can_disconnect: bool
 
 
+def declined(config_variable: ConfigVariable | None) -> bool:
+    """The customer declined consent at the app on their last Connect."""
+    return (
+        config_variable is not None
+        and config_variable.status == Status.PENDING
+        and config_variable.diagnosis == Key.CALLBACK_ACCESS_DENIED
+    )
+
+
 def customer_reason(config_variable: ConfigVariable | None) -> str:
     """Why a connection is not working, in plain words for the customer ("" if it is)."""
+    if declined(config_variable):
+        return explain(Key.CALLBACK_ACCESS_DENIED).customer_message
     if config_variable is None or config_variable.status not in ATTENTION_STATUSES:
         return ""
-    key = config_variable.diagnosis or "rejected"
-    if config_variable.status == Status.ERROR and key in TRANSIENT_KEYS:
+    key = Key.of(config_variable.diagnosis)
+    if config_variable.status == Status.ERROR and key.outcome is Outcome.TRANSIENT:
         # A failed first connect is not retried by itself: the customer must try again.
         return "The app had a problem or could not be reached. Please try again in a few minutes."
     return explain(key, app=config_variable.connection.app).customer_message
@@ -62,6 +72,8 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
         return CustomerView("Needs reconnection", "bad", reason, "Reconnect", can_disconnect=True)
     if status == Status.ERROR:
         return CustomerView("Not connected", "bad", reason, "Try again", can_disconnect=False)
+    if declined(config_variable):
+        return CustomerView("You declined", "none", reason, "Connect", can_disconnect=False)
     return CustomerView("Not connected", "none", "", "Connect", can_disconnect=False)
 
 

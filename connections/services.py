@@ -165,60 +165,122 @@ def renewal_time(*, issued_at: datetime, expires_in: int) -> datetime:
     return issued_at + timedelta(seconds=expires_in - lead - jitter)
 
 
-def token_warnings(*, config_variable: ConfigVariable, has_refresh_token: bool) -> list[str]:
-    """Warnings a customer's admin should see about keeping this connection alive."""
+# Identity scopes of OpenID Connect: servers (Microsoft among them) never echo them in
+# a reply's ``scope``, so their absence there says nothing.
+UNECHOED_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
+
+
+def token_warnings(
+    *, config_variable: ConfigVariable, has_refresh_token: bool, granted: str | None = None
+) -> list[str]:
+    """Warnings a customer's admin should see about keeping this connection alive:
+    no refresh token (with the App's actual offline strategy), scopes saved without
+    offline access, and scopes the app says it did not grant (``granted``, as the reply
+    said; None: as requested)."""
     connection = config_variable.connection
     app = connection.app
-    warnings = []
-    if connection.grant_type == GrantType.CLIENT_CREDENTIALS:
-        return warnings
-    if not has_refresh_token:
+    warnings: list[str] = []
+    if connection.grant_type != GrantType.CLIENT_CREDENTIALS and not has_refresh_token:
         diagnosis = explain("no_refresh_token", app=app)
         warnings.append(f"{diagnosis.message} {diagnosis.fix}")
-    offline = app.offline_access_warning(" ".join(connection.effective_scopes))
-    if offline:
-        warnings.append(offline)
+        offline = app.offline_access_warning(" ".join(connection.effective_scopes))
+        if offline:
+            warnings.append(offline)
+    if granted is not None:
+        requested = set(connection.effective_scopes)
+        missing = sorted(requested - set(granted.split()) - UNECHOED_SCOPES)
+        if missing:
+            warnings.append(f"The app did not grant: {' '.join(missing)}.")
     return warnings
+
+
+def _expiry_margin(lifetime: int) -> int:
+    """``OAUTH_EXPIRY_MARGIN`` seconds, but never more than a quarter of a token's
+    ``lifetime``: a 30 s token must not be stored as already expired."""
+    return min(settings.OAUTH_EXPIRY_MARGIN, lifetime // 4)
+
+
+def _refresh_token_expiry(
+    config_variable: ConfigVariable, token: TokenResponse, issued_at: datetime
+) -> datetime | None:
+    """When the refresh token in force lapses (UTC): the reply's lifetime for a new one;
+    the old expiry when the reply kept the old refresh token."""
+    if token.refresh_token_expires_in:
+        return issued_at + timedelta(seconds=token.refresh_token_expires_in)
+    if token.refresh_token and token.refresh_token != config_variable.refresh_token:
+        return None  # a new refresh token whose lifetime the app did not say
+    return config_variable.refresh_token_expires_at
+
+
+def _schedule(
+    *, token: TokenResponse, issued_at: datetime, renewable: bool, refresh_expiry: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """``(expires_at, refresh_at)`` for a token issued at ``issued_at`` (UTC).
+
+    ``expires_in`` 0 with something to renew with means already expired: renew at once.
+    Renewable connections renew at least every ``RENEWAL_MAX_IDLE`` seconds (many apps
+    expire refresh tokens that sit unused) and before a known refresh-token expiry."""
+    expires_in = token.expires_in
+    expires_at = refresh_at = None
+    if expires_in is not None:
+        expires_at = issued_at + timedelta(seconds=expires_in - _expiry_margin(expires_in))
+        if renewable:
+            refresh_at = (
+                issued_at
+                if expires_in == 0
+                else renewal_time(issued_at=issued_at, expires_in=expires_in)
+            )
+    if renewable:
+        latest = issued_at + timedelta(seconds=settings.RENEWAL_MAX_IDLE)
+        if refresh_expiry is not None:
+            lifetime = (refresh_expiry - issued_at).total_seconds()
+            latest = min(latest, refresh_expiry - timedelta(seconds=max(lifetime / 10, 0)))
+        refresh_at = min(refresh_at, latest) if refresh_at else latest
+    return expires_at, refresh_at
 
 
 def token_changes(
     *, config_variable: ConfigVariable, token: TokenResponse, now: datetime
 ) -> dict[str, object]:
-    """The column values that store the token reply ``token`` received at ``now`` (UTC).
+    """The column values that store the token reply ``token``, whose request was sent at
+    ``now`` (UTC): lifetimes count from the moment the request left.
 
     A new ``refresh_token`` replaces the old one in the same write; none keeps the old
-    one (RFC 6749 §6). ``expires_in`` seconds becomes ``expires_at`` (UTC) less
-    ``OAUTH_EXPIRY_MARGIN``, and ``refresh_at`` comes from ``renewal_time``; no
-    ``expires_in`` means no expiry and no renewal. No query.
+    one (RFC 6749 §6), and a reply repeating the same tokens is a valid no-op renewal.
+    ``expires_in`` seconds becomes ``expires_at`` (UTC) less a safety margin
+    (``_expiry_margin``), and ``refresh_at`` comes from ``_schedule``; no ``expires_in``
+    means the access token does not expire. No query.
     """
-    refresh_token, expires_in, scope = token.refresh_token, token.expires_in, token.scope
-    renewable = bool(refresh_token or config_variable.refresh_token) or (
-        config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
+    refresh_token, scope = token.refresh_token, token.scope
+    has_refresh = bool(refresh_token or config_variable.refresh_token)
+    renewable = has_refresh or config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
+    refresh_expiry = _refresh_token_expiry(config_variable, token, now) if has_refresh else None
+    expires_at, refresh_at = _schedule(
+        token=token, issued_at=now, renewable=renewable, refresh_expiry=refresh_expiry
     )
-    expires_at = refresh_at = None
-    if expires_in:
-        expires_at = now + timedelta(seconds=max(expires_in - settings.OAUTH_EXPIRY_MARGIN, 0))
-        if renewable:
-            refresh_at = renewal_time(issued_at=now, expires_in=expires_in)
-    requested = " ".join(config_variable.connection.effective_scopes)
+    granted = scope.replace(",", " ") if scope is not None else None
     warnings = token_warnings(
-        config_variable=config_variable,
-        has_refresh_token=bool(refresh_token or config_variable.refresh_token),
+        config_variable=config_variable, has_refresh_token=has_refresh, granted=granted
     )
-    if not expires_in:
+    if token.expires_in is None:
         warnings.append(
-            "The app gave no expires_in, so the access token is treated as never expiring "
-            "and is not renewed on a schedule."
+            "The app gave no expires_in, so the access token is treated as never expiring"
+            + (
+                f"; it is still renewed every {settings.RENEWAL_MAX_IDLE // 3600} h to keep "
+                "the refresh token in use."
+                if has_refresh
+                else " and is not renewed on a schedule."
+            )
         )
-    if scope is not None and set(requested.split()) - set(scope.replace(",", " ").split()):
-        missing = sorted(set(requested.split()) - set(scope.replace(",", " ").split()))
-        warnings.append(f"The app did not grant: {' '.join(missing)}.")
     changes: dict[str, object] = {
         "access_token": token.access_token,
         "token_type": token.token_type,
         "expires_at": expires_at,
         "refresh_at": refresh_at,
-        "scopes_granted": (scope.replace(",", " ") if scope is not None else requested),
+        "refresh_token_expires_at": refresh_expiry,
+        "scopes_granted": granted
+        if granted is not None
+        else " ".join(config_variable.connection.effective_scopes),
         "token_extra": token.extra,
         "warnings": warnings,
         "last_error": "",
@@ -226,6 +288,7 @@ def token_changes(
         "failure_count": 0,
         "pending_code": None,
         "code_verifier": None,
+        "flow_redirect_uri": "",
         "refreshed_at": now,
     }
     if refresh_token:
@@ -236,10 +299,17 @@ def token_changes(
 
 
 def config_variable_store_tokens(
-    *, config_variable: ConfigVariable, token: TokenResponse, reason: str
+    *,
+    config_variable: ConfigVariable,
+    token: TokenResponse,
+    reason: str,
+    issued_at: datetime | None = None,
 ) -> ConfigVariable:
-    """Store a token reply (``token_changes``) and mark the ConfigVariable ``connected``."""
-    changes = token_changes(config_variable=config_variable, token=token, now=timezone.now())
+    """Store a token reply (``token_changes``; ``issued_at`` is when its request was
+    sent, UTC, default now) and mark the ConfigVariable ``connected``."""
+    changes = token_changes(
+        config_variable=config_variable, token=token, now=issued_at or timezone.now()
+    )
     return config_variable_transition(
         config_variable=config_variable, to_status=Status.CONNECTED, reason=reason, **changes
     )
@@ -278,6 +348,7 @@ def config_variable_disconnect(*, config_variable: ConfigVariable, reason: str) 
         code_verifier=None,
         expires_at=None,
         refresh_at=None,
+        refresh_token_expires_at=None,
         scopes_granted="",
         token_extra={},
         warnings=[],

@@ -13,16 +13,21 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from connections.models import RENEWABLE_STATUSES, ConfigVariable
-from oauthflow.exceptions import ProviderUnavailable, ReauthorizationRequired
+from connections.fingerprints import fingerprint
+from connections.models import RENEWABLE_STATUSES, ConfigVariable, Status
+from connections.services import config_variable_transition
+from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
+from oauthflow.outcomes import Key, Outcome
 from oauthflow.renewal import config_variable_renew
+from oauthflow.tokens import bearer_type
 
 POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
 class AccessToken:
-    """A usable access token: ``expires_at`` is UTC (None: no expiry given)."""
+    """A usable access token: ``expires_at`` is UTC (None: no expiry given);
+    ``token_type`` is ``Bearer`` for any spelling of bearer (``tokens.bearer_type``)."""
 
     access_token: str
     token_type: str
@@ -50,7 +55,7 @@ def _usable(config_variable: ConfigVariable, min_valid_seconds: float) -> bool:
 def _token(config_variable: ConfigVariable) -> AccessToken:
     return AccessToken(
         access_token=config_variable.access_token,
-        token_type=config_variable.token_type or "bearer",
+        token_type=bearer_type(config_variable.token_type),
         expires_at=config_variable.expires_at,
         scopes=config_variable.scopes_granted,
     )
@@ -61,6 +66,17 @@ def _backoff_left(config_variable: ConfigVariable) -> float:
     if not config_variable.failure_count or config_variable.refresh_at is None:
         return 0.0
     return max((config_variable.refresh_at - timezone.now()).total_seconds(), 0.0)
+
+
+def _held_as_too_early(config_variable: ConfigVariable) -> bool:
+    """The app said its token is still good and renewal waits for ``refresh_at``: the
+    token is served as it is (asking again would get the same answer)."""
+    return (
+        Key.of(config_variable.diagnosis).outcome is Outcome.BENIGN
+        and bool(config_variable.access_token)
+        and config_variable.refresh_at is not None
+        and config_variable.refresh_at > timezone.now()
+    )
 
 
 def get_access_token(
@@ -86,7 +102,7 @@ def get_access_token(
                 "must connect it first.",
                 diagnosis=config_variable.diagnosis,
             )
-        if _usable(config_variable, min_valid_seconds):
+        if _usable(config_variable, min_valid_seconds) or _held_as_too_early(config_variable):
             return _token(config_variable)
         backoff = _backoff_left(config_variable)
         if backoff:
@@ -104,7 +120,7 @@ def get_access_token(
             if_expiring_within=effective_min_valid(config_variable, min_valid_seconds),
         )
         if renewed is not None and renewed.failure_count == 0 and renewed.access_token:
-            return _token(renewed)  # just renewed: as fresh as the app gives
+            return _token(renewed)  # just renewed (or "too early"): as fresh as the app gives
         if renewed is not None and not _usable(renewed, min_valid_seconds):
             if renewed.status not in RENEWABLE_STATUSES:
                 continue  # raises above with the recorded reason
@@ -115,3 +131,71 @@ def get_access_token(
             if time.monotonic() > deadline:
                 raise ProviderUnavailable("A renewal in progress did not finish in time.")
             time.sleep(POLL_SECONDS)  # another worker holds the lease: wait for its result
+
+
+class AccessTokenRejected(ProviderError):
+    """An integration reported that the app rejects a token the portal had just renewed
+    because of an earlier report: renewing again would loop, so it is reported."""
+
+    default_outcome = Outcome.WRONG_ENDPOINT
+
+
+def report_rejected_token(
+    *, config_variable_id: uuid.UUID | str, token_fingerprint: str, wait_seconds: float = 30
+) -> AccessToken:
+    """An integration got HTTP 401 with the token whose ``fingerprint`` is
+    ``token_fingerprint`` although the portal believes it valid: renew once, by force,
+    and return the new token.
+
+    Concurrent reports of the same token cause one renewal (the lease, then a re-check
+    that the token is still the reported one). A report naming a token that was already
+    replaced gets the current token without a renewal. A report naming the token that a
+    report renewal produced is a second rejection: recorded (diagnosis
+    ``access_token_rejected``) and raised as ``AccessTokenRejected``, never renewed in a
+    loop. Raises as ``get_access_token`` does otherwise.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        config_variable = ConfigVariable.objects.get(pk=config_variable_id)
+        if config_variable.status not in RENEWABLE_STATUSES:
+            raise ReauthorizationRequired(
+                f"The connection is not connected ({config_variable.status}).",
+                diagnosis=config_variable.diagnosis,
+            )
+        current = fingerprint(config_variable.access_token)
+        if current != token_fingerprint:
+            return get_access_token(config_variable_id=config_variable_id)
+        if config_variable.forced_renewal_fingerprint == current:
+            _record_second_rejection(config_variable)
+            raise AccessTokenRejected(
+                "The app rejected a token renewed after an earlier rejection; not renewing "
+                "again. Check the connection's scopes and the app-side permissions.",
+                diagnosis=Key.ACCESS_TOKEN_REJECTED,
+            )
+        renewed = config_variable_renew(config_variable_id=config_variable_id, if_token=current)
+        if renewed is not None:
+            if renewed.failure_count or fingerprint(renewed.access_token) == current:
+                raise ProviderUnavailable(
+                    f"The forced renewal did not give a new token: {renewed.last_error}",
+                    diagnosis=renewed.diagnosis,
+                )
+            ConfigVariable.objects.filter(pk=renewed.pk).update(
+                forced_renewal_fingerprint=fingerprint(renewed.access_token)
+            )
+            return _token(renewed)
+        if time.monotonic() > deadline:
+            raise ProviderUnavailable("A renewal in progress did not finish in time.")
+        time.sleep(POLL_SECONDS)  # another caller's renewal holds the lease
+
+
+def _record_second_rejection(config_variable: ConfigVariable) -> None:
+    if config_variable.diagnosis == Key.ACCESS_TOKEN_REJECTED:
+        return  # already recorded for this token
+    config_variable_transition(
+        config_variable=config_variable,
+        to_status=Status.FAILING,
+        reason="An integration reported the app rejecting the token renewed after its "
+        "earlier report (HTTP 401 twice); not renewing in a loop.",
+        diagnosis=Key.ACCESS_TOKEN_REJECTED,
+        last_error="The app rejects freshly renewed access tokens (reported by an integration).",
+    )

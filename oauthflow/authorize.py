@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
-from connections.models import App, OfflineStrategy
+from connections.models import OFFLINE_SCOPE, App, OfflineStrategy
 
 OFFLINE_PARAMS = {
     OfflineStrategy.ACCESS_TYPE_OFFLINE: ("access_type", "offline"),
@@ -45,14 +45,27 @@ def scope_string(app: App, scopes: list[str]) -> str:
     return (app.scope_separator or " ").join(scopes)
 
 
+def asks_offline(app: App, scopes: list[str]) -> bool:
+    """Whether this authorization request asks for offline access (a refresh token):
+    the ``offline_access`` scope, or the App's offline parameter."""
+    return OFFLINE_SCOPE in scopes or app.offline_strategy in OFFLINE_PARAMS
+
+
 def authorize_url_build(
-    *, app: App, scopes: list[str], state: str, code_verifier: str | None = None
+    *,
+    app: App,
+    scopes: list[str],
+    state: str,
+    code_verifier: str | None = None,
+    redirect_uri: str | None = None,
 ) -> str:
-    """The URL to send the customer's browser to."""
+    """The URL to send the customer's browser to. ``prompt=consent`` goes with a request
+    for offline access when the App says so (OIDC Core §11: OpenID Connect servers grant
+    ``offline_access`` only with it; Google issues a refresh token only on consent)."""
     params: dict[str, str] = {
         "response_type": "code",
-        "client_id": app.client_id,
-        "redirect_uri": callback_url(),
+        app.client_id_param or "client_id": app.client_id,
+        "redirect_uri": redirect_uri or callback_url(),
     }
     if scopes:
         params["scope"] = scope_string(app, scopes)
@@ -63,7 +76,7 @@ def authorize_url_build(
     if app.offline_strategy in OFFLINE_PARAMS:
         name, value = OFFLINE_PARAMS[app.offline_strategy]
         params[name] = value
-    if app.prompt_consent:
+    if app.prompt_consent and asks_offline(app, scopes):
         params["prompt"] = "consent"
     for name, value in (app.extra_authorize_params or {}).items():
         params.setdefault(str(name), str(value))

@@ -1,31 +1,35 @@
 """The flavor chain: one token request per flavor until one returns an access token.
 
 The same code serves the code exchange (RFC 6749 §4.1.3), refresh (§6) and client
-credentials (§4.4.2); they differ only in the grant's fields. Every attempt is written
-to the token-request log, redacted and diagnosed. Better than trying six flavors blindly:
+credentials (§4.4.2); they differ only in the grant's fields (``oauthflow.grants``).
+Every attempt is written to the token-request log, redacted and diagnosed. What each
+reply means is decided by ``oauthflow.outcomes``; the chain only acts on it:
 
-* the App's ``pinned_flavor`` is the only one tried when set;
+* the App's ``pinned_flavor`` goes first and is the only one tried, unless the app
+  could not read its body (then the other flavors follow, its form sibling first);
 * the flavor that last worked (``preferred_flavor``) goes first, so a healthy App
   costs one request per exchange;
-* replies no flavor can fix end the chain at once: ``invalid_grant`` (the code or
-  refresh token is expired, used or revoked), a redirect-URI mismatch, a 429, or no
-  reply at all (DNS, TLS, connection, timeout).
+* a reply whose outcome ends the chain (a dead grant, a transient failure, a benign
+  "too early", a wrong endpoint) stops it at once: one request, not six.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from connections.models import App, ConfigVariable
 from oauthflow import client
 from oauthflow.client import HttpReply, TransportError
-from oauthflow.diagnosis import Attempt, classify_attempt, classify_chain
-from oauthflow.exceptions import ProviderError, ProviderUnavailable
-from oauthflow.flavors import Flavor, build_token_request, flavor_order
-from oauthflow.models import Outcome, TokenRequest
+from oauthflow.exceptions import ProviderError, provider_error
+from oauthflow.flavors import BodyFormat, Flavor, build_token_request, flavor_order
+from oauthflow.models import TokenRequest
+from oauthflow.outcomes import Key, Outcome, Verdict, classify_transport, conclude
+from oauthflow.outcomes import retry_after_seconds as _retry_after_seconds
 from oauthflow.redaction import (
     REDACTED,
     redact_body,
@@ -34,45 +38,49 @@ from oauthflow.redaction import (
     redact_text,
     storable,
 )
-from oauthflow.tokens import TokenResponse, decode_body, parse_token_response
+from oauthflow.reply_rules import ReplyFacts, verdict_for_reply
+from oauthflow.tokens import TokenResponse, decode_body, error_fields, parse_token
 
 logger = logging.getLogger(__name__)
 
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "www-authenticate", "location")
-CHAIN_ENDING_KEYS = frozenset({"code_rejected", "refresh_token_revoked", "redirect_uri_mismatch"})
 
 
 @dataclass(frozen=True)
 class ChainResult:
-    """The tokens and the flavor that produced them; ``attempts`` requests were sent."""
+    """The tokens and the flavor that produced them; ``attempts`` requests were sent;
+    ``sent_at`` (UTC) is when the successful request left, which lifetimes count from."""
 
     token: TokenResponse
     flavor: Flavor
     attempts: int
     chain_id: uuid.UUID
-
-
-def _retry_after(reply: HttpReply) -> float | None:
-    value = reply.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    sent_at: datetime
 
 
 @lru_cache(maxsize=512)
-def _redacted_body(flavor: Flavor, client_id: str, fields: tuple[tuple[str, str], ...]) -> str:
+def _redacted_body(
+    flavor: Flavor,
+    client_id: str,
+    fields: tuple[tuple[str, str], ...],
+    params: tuple[str, str] = ("client_id", "client_secret"),
+) -> str:
     """The request body re-encoded with secrets masked: the stored body has the sent
     shape, not the values. Cached: every renewal of an App logs the same one."""
     redacted = build_token_request(
-        flavor, client_id=client_id, client_secret=REDACTED, fields=dict(fields)
+        flavor,
+        client_id=client_id,
+        client_secret=REDACTED,
+        fields=dict(fields),
+        client_id_param=params[0],
+        client_secret_param=params[1],
     )
     return redacted.body.decode()
 
 
 @dataclass
 class _ChainRun:
-    """One run's shared context: records each attempt, redacted, with its diagnosis."""
+    """One run's shared context: records each attempt, redacted, with its verdict."""
 
     app: App
     config_variable: ConfigVariable | None
@@ -93,21 +101,12 @@ class _ChainRun:
         headers: dict[str, str],
         reply: HttpReply | None,
         duration_ms: int,
-        outcome: str,
-        error: str = "",
+        verdict: Verdict,
         message: str = "",
-    ) -> Attempt:
+    ) -> None:
         excerpt = redact_body(reply.body, self.secrets) if reply else ""
-        message = redact_text(message, self.secrets)
-        attempt = Attempt(
-            flavor=flavor.number,
-            status=reply.status if reply else None,
-            error=error,
-            outcome=outcome,
-            content_type=reply.content_type if reply else "",
-            text=f"{message} {excerpt}",
-        )
         redacted_fields = tuple(redact_fields(self.fields).items())
+        params = (self.app.client_id_param, self.app.client_secret_param)
         record = TokenRequest(
             chain_id=self.chain_id,
             app=self.app,
@@ -116,8 +115,8 @@ class _ChainRun:
             flavor=flavor.number,
             url=self.app.token_url,
             request_headers=redact_headers(headers),
-            request_body=_redacted_body(flavor, self.app.client_id, redacted_fields),
-            status_code=attempt.status,
+            request_body=_redacted_body(flavor, self.app.client_id, redacted_fields, params),
+            status_code=reply.status if reply else None,
             response_headers={
                 name: reply.headers[name]
                 for name in KEPT_RESPONSE_HEADERS
@@ -125,16 +124,15 @@ class _ChainRun:
             },
             response_excerpt=excerpt,
             duration_ms=duration_ms,
-            outcome=outcome,
-            error=storable(error)[:200],
-            message=message[:2000],
-            diagnosis=classify_attempt(attempt, kind=self.kind),
+            outcome=verdict.outcome,
+            error=storable(verdict.error)[:200],
+            message=redact_text(message, self.secrets)[:2000],
+            diagnosis=verdict.key,
         )
         if self.sink is None:
             record.save()
         else:
             self.sink.append(record)
-        return attempt
 
 
 def flavor_remember(*, app: App, flavor: Flavor) -> None:
@@ -143,6 +141,50 @@ def flavor_remember(*, app: App, flavor: Flavor) -> None:
     if app.pinned_flavor is None and app.preferred_flavor != flavor.number:
         App.objects.filter(pk=app.pk).update(preferred_flavor=flavor.number)
         app.preferred_flavor = flavor.number
+
+
+def _message(verdict: Verdict) -> str:
+    if not verdict.answered:
+        return verdict.text or f"No reply ({verdict.error})"
+    status = f"HTTP {verdict.status}"
+    said = verdict.error or ("no access_token in the reply" if verdict.answered else "")
+    text = f" ({verdict.text[:300]})" if verdict.text else ""
+    return f"{status}: {said}{text}" if said else f"{status}{text}"
+
+
+def _judge_reply(
+    run: _ChainRun, flavor: Flavor, reply: HttpReply, sent_at: float
+) -> tuple[TokenResponse | None, Verdict]:
+    """Parse a reply: the tokens when it carries them, else the reply's ``Verdict``
+    (judged on the app's text with our secrets masked: an echoed code means nothing)."""
+    app, kind = run.app, run.kind
+    data = decode_body(reply)
+    error = error_fields(data) if data is not None else None
+    if data is not None and 200 <= reply.status < 300 and not (error and error.present):
+        token = parse_token(data, token_path=app.token_path, sent_at=sent_at)
+        if token is not None:
+            return token, Verdict(key=Key.OK, outcome=Outcome.SUCCEEDED, status=reply.status)
+    known = flavor.number in (app.preferred_flavor, app.pinned_flavor)
+    facts = ReplyFacts(
+        status=reply.status,
+        error=error.code if error else "",
+        text=redact_text(error.text, run.secrets) if error else "",
+        grant=kind,
+        json_flavor=flavor.body_format is BodyFormat.JSON,
+        known_flavor=known,
+        html="html" in reply.content_type or reply.body.lstrip()[:1] == b"<",
+        readable=data is not None,
+    )
+    retry_after = _retry_after_seconds(reply.headers, data)
+    return None, verdict_for_reply(facts, retry_after=retry_after, flavor=flavor.number)
+
+
+def _keeps_going(app: App, verdict: Verdict, *, first: bool) -> bool:
+    """Whether the chain tries another flavor after this refusal."""
+    if verdict.outcome.ends_chain:
+        return False
+    # A pinned flavor is the only one tried, unless the app could not read its body.
+    return not (first and app.pinned_flavor) or verdict.key is Key.FORMAT_REJECTED
 
 
 def run_token_chain(
@@ -160,18 +202,24 @@ def run_token_chain(
     so it may run on any thread: the caller saves the records (``bulk_create``) and
     calls ``flavor_remember`` with the result's flavor (batch renewal).
 
-    Returns the first reply carrying an ``access_token``. Raises ``ProviderUnavailable``
-    when the failures were transient (no reply, 5xx, 429 with ``retry_after`` seconds),
-    else ``ProviderError``; both carry the RFC 6749 §5.2 ``error`` and a ``diagnosis``
-    key (``oauthflow.diagnosis``).
+    Returns the first reply carrying an ``access_token``. Else raises the
+    ``ProviderError`` subclass that fits the chain's ``Outcome``
+    (``exceptions.provider_error``: ``ProviderUnavailable`` when transient, with
+    ``retry_after`` seconds; ``ReauthorizationRequired`` when the grant is dead), its
+    ``diagnosis`` a ``Key`` and its ``outcome`` set.
     """
     run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4(), records)
-    attempts: list[Attempt] = []
-    failures: list[ProviderError] = []
-    order = flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor)
-    for number, flavor in enumerate(order, start=1):
+    verdicts: list[Verdict] = []
+    for number, flavor in enumerate(
+        flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor), start=1
+    ):
         spec = build_token_request(
-            flavor, client_id=app.client_id, client_secret=app.client_secret or "", fields=fields
+            flavor,
+            client_id=app.client_id,
+            client_secret=app.client_secret or "",
+            fields=fields,
+            client_id_param=app.client_id_param,
+            client_secret_param=app.client_secret_param,
         )
         headers = {**(app.extra_token_headers or {}), **spec.headers}
         logger.info(
@@ -181,86 +229,67 @@ def run_token_chain(
             flavor.number,
             extra={"app": app.slug, "kind": kind, "flavor": flavor.number},
         )
+        sent_at = time.time()
         try:
             reply = client.post(app.token_url, headers=headers, body=spec.body)
         except TransportError as exc:
-            attempt = run.record(
+            verdict = classify_transport(exc.kind, flavor=flavor.number, text=str(exc))
+            run.record(
                 flavor=flavor,
                 headers=headers,
                 reply=None,
                 duration_ms=exc.duration_ms,
-                outcome=Outcome.TRANSPORT_ERROR,
-                error=exc.kind,
+                verdict=verdict,
                 message=str(exc),
             )
-            exc.diagnosis = classify_attempt(attempt, kind=kind)
-            raise
-        try:
-            token = parse_token_response(reply, url=app.token_url)
-        except ProviderError as exc:
-            # The app's error text may echo what we sent; it travels on into statuses,
-            # transition reasons and alerts, so it is redacted here, where secrets are known.
-            exc.args = (redact_text(str(exc), run.secrets),)
-            readable = decode_body(reply) is not None
-            attempt = run.record(
-                flavor=flavor,
-                headers=headers,
-                reply=reply,
-                duration_ms=reply.duration_ms,
-                outcome=Outcome.REJECTED if readable else Outcome.NOT_A_TOKEN_REPLY,
-                error=exc.error,
-                message=str(exc),
-            )
-            attempts.append(attempt)
-            key = classify_attempt(attempt, kind=kind)
-            if reply.status == 429:
-                raise ProviderUnavailable(
-                    str(exc),
-                    url=app.token_url,
-                    status=429,
-                    error=exc.error,
-                    retry_after=_retry_after(reply),
-                    diagnosis=key,
-                ) from exc
-            if reply.status >= 500 and flavor.number == app.preferred_flavor:
-                # The flavor that works for this App failed server-side: a transient
-                # outage, which other flavors cannot fix (they would only add load).
-                raise ProviderUnavailable(
-                    str(exc), url=app.token_url, status=reply.status, diagnosis=key
-                ) from exc
-            if key in CHAIN_ENDING_KEYS:
-                exc.diagnosis = key
-                exc.args = (f"{exc} No flavor can fix this, so the chain stopped.",)
-                raise
-            failures.append(exc)
-            continue
+            verdicts.append(verdict)
+            break
+        token, verdict = _judge_reply(run, flavor, reply, sent_at)
         run.record(
             flavor=flavor,
             headers=headers,
             reply=reply,
             duration_ms=reply.duration_ms,
-            outcome=Outcome.SUCCESS,
+            verdict=verdict,
+            message="" if token else _message(verdict),
         )
-        if records is None:
-            flavor_remember(app=app, flavor=flavor)
-        return ChainResult(token=token, flavor=flavor, attempts=number, chain_id=run.chain_id)
+        if token is not None:
+            if records is None:
+                flavor_remember(app=app, flavor=flavor)
+            return ChainResult(
+                token=token,
+                flavor=flavor,
+                attempts=number,
+                chain_id=run.chain_id,
+                sent_at=datetime.fromtimestamp(sent_at, tz=UTC),
+            )
+        verdicts.append(verdict)
+        if not _keeps_going(app, verdict, first=number == 1):
+            break
+    raise _chain_error(app, run, verdicts)
 
-    key = classify_chain(attempts, kind=kind)
-    summary = "; ".join(f"#{f.number}: {e}" for f, e in zip(order, failures, strict=True))
-    message = f"No flavor returned an access token ({len(failures)} attempts). {summary}"
-    if key == "server_error":
-        raise ProviderUnavailable(
-            message, url=app.token_url, status=failures[-1].status, diagnosis=key
-        )
-    # The most telling RFC error: the one behind the chain's diagnosis.
-    error = next(
-        (
-            e.error
-            for e, a in zip(failures, attempts, strict=True)
-            if e.error and classify_attempt(a, kind=kind) == key
-        ),
-        next((e.error for e in failures if e.error), ""),
-    )
-    raise ProviderError(
-        message, url=app.token_url, status=failures[0].status, error=error, diagnosis=key
+
+def _chain_error(app: App, run: _ChainRun, verdicts: list[Verdict]) -> ProviderError:
+    """The error a refused chain raises: its conclusion, every attempt summarised."""
+    concluded = conclude(verdicts)
+    summary = "; ".join(f"#{v.flavor}: {_message(v)}" for v in verdicts)
+    if len(verdicts) == 1:
+        message = _message(verdicts[0])
+    else:
+        message = f"No flavor returned an access token ({len(verdicts)} attempts). {summary}"
+    if concluded.outcome in (Outcome.GRANT_DEAD, Outcome.WRONG_ENDPOINT):
+        message += " No flavor can fix this, so the chain stopped."
+    if concluded.detail:
+        message += f" {concluded.detail}"
+    # The app's text may echo what we sent; it travels on into statuses, transition
+    # reasons and alerts, so it is redacted here, where the secrets are known.
+    return provider_error(
+        redact_text(message, run.secrets),
+        outcome=concluded.outcome,
+        url=app.token_url,
+        status=concluded.verdict.status,
+        error=concluded.verdict.error,
+        retry_after=concluded.verdict.retry_after,
+        diagnosis=concluded.key,
+        answered=any(v.answered for v in verdicts),
     )

@@ -44,7 +44,7 @@ class TransportError(ProviderUnavailable):
     def __init__(self, message: str, *, url: str, kind: str, duration_ms: int) -> None:
         self.kind = kind
         self.duration_ms = duration_ms
-        super().__init__(message, url=url)
+        super().__init__(message, url=url, answered=False)
 
 
 BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}

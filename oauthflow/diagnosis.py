@@ -1,59 +1,17 @@
-"""Diagnosis: every failure the troubleshooting guide teaches a human to debug, named.
+"""Diagnosis: every failure the troubleshooting guide teaches a human to debug, explained.
 
-Outcomes are classified into a key (``classify_attempt``, ``classify_chain``,
-``classify_callback_error``); ``explain`` turns a key into a specific message and a fix
-for admins and operators, and a plain sentence for customers. Keys are stored (on token
-requests and ConfigVariables), explanations are rendered when shown, so they always name
-the App's current token URL and the callback URL to register.
+What a reply means is decided in ``oauthflow.outcomes`` (a ``Key`` and an ``Outcome``);
+``explain`` turns a key into a specific message and a fix for admins and operators, and
+a plain sentence for customers. Keys are stored (on token requests and ConfigVariables),
+explanations are rendered when shown, so they always name the App's current token URL
+and the callback URL to register.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-
-FORMAT_ERRORS = frozenset({"unsupported_grant_type", "invalid_request"})
-TRANSPORT_KEYS = {
-    "timeout": "timeout",
-    "tls": "tls_error",
-    "dns": "dns_error",
-    "connection": "connection_error",
-    "blocked": "blocked_destination",
-}
-CALLBACK_ERRORS = frozenset(
-    {
-        "access_denied",
-        "invalid_scope",
-        "unauthorized_client",
-        "invalid_request",
-        "server_error",
-        "temporarily_unavailable",
-        "unsupported_response_type",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one token request produced, as the classifier needs it.
-
-    ``status`` is the HTTP status (None: no reply), ``error`` the RFC 6749 §5.2 code or
-    the transport failure kind, ``outcome`` one of ``oauthflow.models.Outcome``.
-    """
-
-    flavor: int
-    status: int | None
-    error: str
-    outcome: str
-    content_type: str = ""
-    text: str = ""  # the error description or reply excerpt (redacted)
-
-    @property
-    def is_json_flavor(self) -> bool:
-        return self.flavor in (2, 4, 6)
 
 
 @dataclass(frozen=True)
@@ -68,7 +26,7 @@ class Diagnosis:
 
 
 _RECONNECT = "Please press Reconnect; if that fails too, contact your administrator."
-_ADMIN = "Your administrator has been told what to fix; please try again later."
+_ADMIN = "This needs a change by the portal's administrator; please try again later."
 
 # key → (message, fix, customer message). Placeholders: {token_url}, {callback_url},
 # {detail}, {offline_hint}.
@@ -198,6 +156,26 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
         "Ask for offline access: {offline_hint}.",
         "This connection will need to be renewed by hand when it expires.",
     ),
+    "too_early": (
+        "The app refused to renew a token that has not expired yet.{detail}",
+        "Nothing to fix: the tokens were kept and renewal is rescheduled for after the "
+        "access token expires. This does not count as a failure.",
+        "Connected.",
+    ),
+    "refresh_token_expiring": (
+        "The refresh token lapses soon (the app gave it a fixed lifetime).{detail}",
+        "Only a reconnect gives a new refresh token: ask the customer to press Reconnect "
+        "before it lapses.",
+        "This connection stops working soon unless you press Reconnect.",
+    ),
+    "access_token_rejected": (
+        "An integration reported that the app rejects a freshly renewed access token too "
+        "(HTTP 401 after a forced renewal).{detail}",
+        "The token is valid at the token endpoint but refused by the API: check the scopes "
+        "granted, the app-side permissions of the user or client, and that the integration "
+        "calls the API host the app expects (say the reply's instance_url).",
+        "The app refuses access with this connection. " + _ADMIN,
+    ),
     "rejected": (
         "The app rejected the token request.{detail}",
         "Read the reply in the token requests below and replay it with copy-as-curl.",
@@ -205,10 +183,11 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
     ),
     # Errors the app sends back to the callback (RFC 6749 §4.1.2.1).
     "callback_access_denied": (
-        "The user (or the app's policy) refused consent (access_denied).{detail}",
-        "Nothing to fix unless the app's admin blocks this client; the customer can try again.",
-        "Access was not granted, so nothing was connected. Press Try again when you are "
-        "ready to allow access.",
+        "The user (or the app's policy) declined consent (access_denied).{detail}",
+        "Nothing to fix unless the app's admin blocks this client; the customer can connect "
+        "again when ready.",
+        "You declined access at the app, so nothing was connected. Press Connect when you "
+        "are ready to allow access.",
     ),
     "callback_invalid_scope": (
         "The app refused the requested scopes at consent (invalid_scope).{detail}",
@@ -250,68 +229,27 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _mentions_redirect(text: str) -> bool:
-    lowered = text.lower()
-    return "redirect" in lowered and ("uri" in lowered or "url" in lowered)
-
-
-def classify_attempt(attempt: Attempt, *, kind: str) -> str:
-    """The diagnosis key of one token request (see ``DIAGNOSES``)."""
-    if attempt.outcome == "success":
-        return "ok"
-    if attempt.status is None:
-        return TRANSPORT_KEYS.get(attempt.error, "connection_error")
-    if attempt.status in (404, 405):
-        return "wrong_token_url"
-    if attempt.status == 429:
-        return "rate_limited"
-    if attempt.status >= 500:
-        return "server_error"
-    if attempt.status == 415 or (
-        attempt.is_json_flavor and (attempt.error in FORMAT_ERRORS or not attempt.error)
-    ):
-        return "format_rejected"
-    if attempt.error == "invalid_client" or attempt.status == 401:
-        return "bad_client_credentials"
-    if attempt.error in ("invalid_grant", "invalid_request") and _mentions_redirect(attempt.text):
-        return "redirect_uri_mismatch"
-    if attempt.error == "invalid_grant":
-        return "code_rejected" if kind == "exchange" else "refresh_token_revoked"
-    if attempt.error in ("unauthorized_client", "invalid_scope"):
-        return attempt.error
-    if attempt.outcome == "not_a_token_reply" or not attempt.error:
-        html = "html" in attempt.content_type or attempt.text.lstrip().startswith("<")
-        return "not_a_token_endpoint" if html else "not_a_token_reply"
-    return "rejected"
-
-
-def classify_chain(attempts: Iterable[Attempt], *, kind: str) -> str:
-    """The diagnosis key of a whole chain: what all its attempts say together.
-
-    A flavor the app cannot read says nothing about the credentials, so
-    ``format_rejected`` attempts count only when every attempt was one.
-    """
-    keys = [classify_attempt(attempt, kind=kind) for attempt in attempts]
-    if not keys:
-        return "rejected"
-    if "ok" in keys:
-        return "ok"
-    meaningful = [key for key in keys if key != "format_rejected"]
-    if not meaningful:
-        return "all_formats_rejected"
-    return Counter(meaningful).most_common(1)[0][0] if len(set(meaningful)) > 1 else meaningful[0]
-
-
-def classify_callback_error(error: str) -> str:
-    """The diagnosis key for ``error=`` on the callback (RFC 6749 §4.1.2.1)."""
-    return f"callback_{error}" if error in CALLBACK_ERRORS else "callback_error"
-
-
 def offline_hint(app: object | None) -> str:
-    """How this App is asked for a refresh token, in words."""
+    """How this App is asked for a refresh token, in words: its actual offline
+    strategy, and for OpenID Connect and ``access_type=offline`` apps the consent
+    prompt that must go with it."""
     strategy = getattr(app, "offline_strategy", "offline_access")
+    prompt = bool(getattr(app, "prompt_consent", True))
     if strategy == "offline_access":
-        return "add the offline_access scope to the Connection or the App's default scopes"
+        hint = "add the offline_access scope to the Connection or the App's default scopes"
+        if not prompt:
+            hint += (
+                ", and turn on prompt=consent: OpenID Connect servers grant offline_access "
+                "only with it (OIDC Core §11)"
+            )
+        return hint
+    if strategy == "access_type=offline":
+        return (
+            "access_type=offline is sent, but such apps issue a refresh token only on a "
+            "fresh consent: re-consent is needed"
+            + ("" if prompt else " (turn on prompt=consent on the App)")
+            + ", so the customer should press Reconnect"
+        )
     if strategy == "none":
         return "check the app's documentation for how it grants offline access"
     return f"the App's offline switch ({strategy}) must be sent"

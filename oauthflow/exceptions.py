@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from oauthflow.outcomes import Outcome
+
 
 class PortalError(Exception):
     """Base of every error the portal raises on purpose."""
@@ -42,9 +44,14 @@ class AuthorizationDenied(FlowError):
 class ProviderError(PortalError):
     """A token endpoint answered without tokens.
 
-    ``status`` is the HTTP status (None when no response came), ``error`` the RFC 6749
-    §5.2 error code when the reply had one, ``url`` the token URL.
+    ``status`` is the HTTP status (None when no response came), ``error`` the provider's
+    error code when the reply had one, ``url`` the token URL, ``diagnosis`` a
+    ``oauthflow.outcomes.Key`` value and ``outcome`` what it means
+    (``oauthflow.outcomes.Outcome``); ``answered`` is False when no request got a reply
+    (so no code was spent).
     """
+
+    default_outcome = Outcome.NEXT_FLAVOR
 
     def __init__(
         self,
@@ -55,8 +62,12 @@ class ProviderError(PortalError):
         error: str = "",
         retry_after: float | None = None,
         diagnosis: str = "",
+        outcome: Outcome | None = None,
+        answered: bool = True,
     ) -> None:
         self.url = url
+        self.outcome = outcome or self.default_outcome
+        self.answered = answered
         self.diagnosis = diagnosis  # a key of oauthflow.diagnosis.DIAGNOSES
         self.status = status
         self.error = error
@@ -67,6 +78,20 @@ class ProviderError(PortalError):
 class ProviderUnavailable(ProviderError):
     """Transient: timeout, connection error, 5xx or 429. Retry with backoff."""
 
+    default_outcome = Outcome.TRANSIENT
+
 
 class ReauthorizationRequired(ProviderError):
     """Permanent: the grant is gone (``invalid_grant``, revoked). Customer must reconnect."""
+
+    default_outcome = Outcome.GRANT_DEAD
+
+
+def provider_error(message: str, *, outcome: Outcome, **kwargs: object) -> ProviderError:
+    """The error class that fits ``outcome``: ``ProviderUnavailable`` for transient
+    failures, ``ReauthorizationRequired`` for a dead grant, else ``ProviderError``."""
+    cls = {
+        Outcome.TRANSIENT: ProviderUnavailable,
+        Outcome.GRANT_DEAD: ReauthorizationRequired,
+    }.get(outcome, ProviderError)
+    return cls(message, outcome=outcome, **kwargs)  # type: ignore[arg-type]

@@ -13,24 +13,19 @@ from collections.abc import Mapping
 
 from django.contrib.sessions.backends.base import SessionBase
 
-from connections.models import WORKING_STATUSES, ConfigVariable, GrantType, Status
+from connections.models import WORKING_STATUSES, ConfigVariable, Status
 from connections.services import (
     config_variable_fail,
     config_variable_store_tokens,
     config_variable_transition,
 )
-from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier, scope_string
+from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier
 from oauthflow.chain import run_token_chain
-from oauthflow.diagnosis import classify_callback_error
-from oauthflow.exceptions import (
-    AuthorizationDenied,
-    FlowError,
-    InvalidState,
-    ProviderError,
-    ProviderUnavailable,
-)
+from oauthflow.exceptions import AuthorizationDenied, FlowError, InvalidState, ProviderError
+from oauthflow.grants import authorization_code_fields
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.models import TokenRequestKind
+from oauthflow.outcomes import Key, Outcome, classify_callback_error
 from oauthflow.state import state_consume, state_issue
 
 logger = logging.getLogger(__name__)
@@ -50,10 +45,14 @@ def authorization_start(*, session: SessionBase, config_variable: ConfigVariable
     app = connection.app
     verifier = pkce_verifier() if app.use_pkce else None
     state = state_issue(session=session, config_variable_id=config_variable.pk)
+    redirect_uri = callback_url()
     if config_variable.status in WORKING_STATUSES:
         config_variable.code_verifier = verifier
         config_variable.flow_nonce = state.nonce
-        config_variable.save(update_fields=["code_verifier", "flow_nonce", "updated_at"])
+        config_variable.flow_redirect_uri = redirect_uri
+        config_variable.save(
+            update_fields=["code_verifier", "flow_nonce", "flow_redirect_uri", "updated_at"]
+        )
     else:
         config_variable_transition(
             config_variable=config_variable,
@@ -61,10 +60,15 @@ def authorization_start(*, session: SessionBase, config_variable: ConfigVariable
             reason="The customer pressed Connect and was sent to the app to consent.",
             code_verifier=verifier,
             flow_nonce=state.nonce,
+            flow_redirect_uri=redirect_uri,
             pending_code=None,
         )
     return authorize_url_build(
-        app=app, scopes=connection.effective_scopes, state=state.value, code_verifier=verifier
+        app=app,
+        scopes=connection.effective_scopes,
+        state=state.value,
+        code_verifier=verifier,
+        redirect_uri=redirect_uri,
     )
 
 
@@ -93,16 +97,20 @@ def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> Confi
     error = params.get("error", "")
     if error:
         description = params.get("error_description", "")[:500]
+        key = classify_callback_error(error)
         if working:
             config_variable.flow_nonce, config_variable.code_verifier = "", None
             config_variable.save(update_fields=["flow_nonce", "code_verifier", "updated_at"])
         else:
+            # A declined consent is the customer's choice, not an error to fix: back to
+            # "not connected", with the reason kept for the portal and the admin.
+            declined = key is Key.CALLBACK_ACCESS_DENIED
             config_variable_transition(
                 config_variable=config_variable,
-                to_status=Status.ERROR,
+                to_status=Status.PENDING if declined else Status.ERROR,
                 reason=f"The app answered error={error[:100]} on the callback. {description}",
                 last_error=f"{error[:100]}: {description}" if description else error[:100],
-                diagnosis=classify_callback_error(error),
+                diagnosis=key,
                 code_verifier=None,
                 flow_nonce="",
             )
@@ -127,7 +135,7 @@ def _fail(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable
         to_status=config_variable.status if working else Status.ERROR,
         reason="The code exchange failed" + ("; the existing tokens are kept" if working else ""),
         error=exc,
-        fallback_diagnosis="rejected",
+        fallback_diagnosis=Key.REJECTED,
         pending_code=None,
         code_verifier=None,
     )
@@ -151,32 +159,24 @@ def config_variable_exchange_code(
         )
         if not config_variable.pending_code:
             return None
-        app = config_variable.connection.app
-        fields = {
-            "grant_type": "authorization_code",
-            "scope": scope_string(app, config_variable.connection.effective_scopes),
-            "redirect_uri": callback_url(),
-            "code": config_variable.pending_code,
-            "code_verifier": config_variable.code_verifier or "",
-            **{str(k): str(v) for k, v in (app.extra_token_params or {}).items()},
-        }
         try:
             result = run_token_chain(
-                app=app,
-                fields=fields,
+                app=config_variable.connection.app,
+                fields=authorization_code_fields(config_variable),
                 kind=TokenRequestKind.EXCHANGE,
                 config_variable=config_variable,
             )
-        except ProviderUnavailable as exc:
-            if not final_attempt:
-                raise
-            return _fail(config_variable, exc)
         except ProviderError as exc:
+            # A code is single-use: only a failure that reached no server (refused
+            # connection, DNS) is worth a retry; a 429 or 5xx may have spent it.
+            if not final_attempt and exc.outcome is Outcome.TRANSIENT and not exc.answered:
+                raise
             return _fail(config_variable, exc)
         return config_variable_store_tokens(
             config_variable=config_variable,
             token=result.token,
             reason=f"Code exchanged for tokens with flavor {result.flavor.label}.",
+            issued_at=result.sent_at,
         )
     finally:
         lease_release(config_variable_id=config_variable_id, lease_token=lease)
@@ -194,17 +194,7 @@ def config_variable_exchange_crashed(*, config_variable_id: uuid.UUID | str) -> 
         to_status=config_variable.status if working else Status.ERROR,
         reason="The code exchange failed on an internal error (see the worker's log).",
         last_error="Internal error during the code exchange; see the worker's log.",
-        diagnosis="rejected",
+        diagnosis=Key.REJECTED,
         pending_code=None,
         code_verifier=None,
     )
-
-
-def client_credentials_fields(config_variable: ConfigVariable) -> dict[str, str]:
-    """The body fields of a client-credentials token request (RFC 6749 §4.4.2)."""
-    app = config_variable.connection.app
-    return {
-        "grant_type": GrantType.CLIENT_CREDENTIALS,
-        "scope": scope_string(app, config_variable.connection.effective_scopes),
-        **{str(k): str(v) for k, v in (app.extra_token_params or {}).items()},
-    }

@@ -80,14 +80,19 @@ class TokenRequestSpec:
 
 
 def flavor_order(*, preferred: int | None = None, pinned: int | None = None) -> list[Flavor]:
-    """Flavors in the order to try: only ``pinned`` if set, else ``preferred`` first,
-    then the rest in the guide's order of popularity."""
-    if pinned:
-        return [FLAVORS_BY_NUMBER[pinned]]
+    """Flavors in the order to try: ``pinned`` (else ``preferred``) first, then the rest
+    in the guide's order of popularity. After a pinned JSON flavor its form sibling
+    comes next (2 → 1, 4 → 3, 6 → 5): the chain goes past a pinned flavor only when the
+    app could not read its body (``oauthflow.chain``)."""
     order = list(FLAVORS)
-    if preferred in FLAVORS_BY_NUMBER:
-        first = FLAVORS_BY_NUMBER[preferred]
+    first_number = pinned if pinned in FLAVORS_BY_NUMBER else preferred
+    if first_number in FLAVORS_BY_NUMBER:
+        first = FLAVORS_BY_NUMBER[first_number]
         order.remove(first)
+        if pinned and first.body_format is BodyFormat.JSON:
+            sibling = FLAVORS_BY_NUMBER[first.number - 1]
+            order.remove(sibling)
+            order.insert(0, sibling)
         order.insert(0, first)
     return order
 
@@ -107,20 +112,30 @@ def basic_authorization(client_id: str, client_secret: str, *, urlencoded: bool)
     return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+CLIENT_ID_PARAM, CLIENT_SECRET_PARAM = "client_id", "client_secret"  # RFC 6749 §2.3.1
+
+
 def build_token_request(
-    flavor: Flavor, *, client_id: str, client_secret: str, fields: dict[str, str]
+    flavor: Flavor,
+    *,
+    client_id: str,
+    client_secret: str,
+    fields: dict[str, str],
+    client_id_param: str = CLIENT_ID_PARAM,
+    client_secret_param: str = CLIENT_SECRET_PARAM,
 ) -> TokenRequestSpec:
     """Encode a grant's ``fields`` (``grant_type`` first, in the order given) per ``flavor``.
 
     Form bodies encode spaces as ``%20`` and every reserved character, exactly as the
     guide's examples; JSON bodies have sorted keys and no spaces, also as the guide shows.
-    Empty fields are left out.
+    Empty fields are left out. In the body (flavors 3-4) the credentials go under
+    ``client_id_param`` and ``client_secret_param`` (TikTok wants ``client_key``).
     """
     body_fields = {name: value for name, value in fields.items() if value}
     headers: dict[str, str] = {}
     if flavor.credentials is CredentialPlacement.BODY:
-        body_fields["client_id"] = client_id
-        body_fields["client_secret"] = client_secret
+        body_fields[client_id_param or CLIENT_ID_PARAM] = client_id
+        body_fields[client_secret_param or CLIENT_SECRET_PARAM] = client_secret
     else:
         urlencoded = flavor.credentials is CredentialPlacement.BASIC_ENCODED
         headers["Authorization"] = basic_authorization(

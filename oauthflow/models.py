@@ -11,19 +11,14 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from oauthflow.outcomes import Outcome
+
 
 class TokenRequestKind(models.TextChoices):
     EXCHANGE = "exchange", "Code exchange"  # RFC 6749 §4.1.3
     REFRESH = "refresh", "Refresh"  # RFC 6749 §6
     CLIENT_CREDENTIALS = "client_credentials", "Client credentials"  # RFC 6749 §4.4.2
     REVOCATION = "revocation", "Revocation"  # RFC 7009 §2.1
-
-
-class Outcome(models.TextChoices):
-    SUCCESS = "success", "Succeeded"
-    REJECTED = "rejected", "Rejected by the app"
-    NOT_A_TOKEN_REPLY = "not_a_token_reply", "Not a token response"
-    TRANSPORT_ERROR = "transport_error", "No response (network)"
 
 
 class TokenRequest(models.Model):
@@ -55,9 +50,13 @@ class TokenRequest(models.Model):
     response_excerpt = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     outcome = models.CharField(max_length=32, choices=Outcome.choices)
-    error = models.CharField(max_length=200, blank=True, help_text="RFC 6749 §5.2 error code")
+    error = models.CharField(
+        max_length=200, blank=True, help_text="The app's error code (RFC 6749 §5.2 or its own)"
+    )
     message = models.TextField(blank=True)
-    diagnosis = models.CharField(max_length=64, blank=True, help_text="oauthflow.diagnosis key")
+    diagnosis = models.CharField(
+        max_length=64, blank=True, help_text="oauthflow.outcomes.Key: why, for the admin"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -29,7 +29,7 @@ def last_failed_chain(*, app: App) -> list[TokenRequest]:
     failed = (
         TokenRequest.objects.filter(app=app)
         .exclude(
-            chain_id__in=TokenRequest.objects.filter(app=app, outcome=Outcome.SUCCESS).values(
+            chain_id__in=TokenRequest.objects.filter(app=app, outcome=Outcome.SUCCEEDED).values(
                 "chain_id"
             )
         )

@@ -3,15 +3,17 @@
 Authorization-code connections spend their refresh token; client-credentials
 connections fetch a new token. Each renewal claims the ConfigVariable's lease first, so
 two workers never spend the same refresh token, and re-checks after the claim that the
-renewal is still due. Failures are classified:
+renewal is still due. What a failure means is the chain's ``Outcome``
+(``oauthflow.outcomes``); here it becomes a status:
 
-* transient (no reply, 5xx, 429): ``refresh_at`` moves out by exponential backoff with
-  jitter (at least ``Retry-After``), and after ``RENEWAL_FAILING_AFTER`` in a row the
-  status is ``failing``; the sweep picks the row up again when it is due;
-* ``invalid_grant`` / ``unauthorized_client`` (revoked or expired grant): status
-  ``reauthorization_required``, no more attempts: the customer must reconnect;
-* any other refusal (say ``invalid_client`` after a secret changed): ``failing`` with
-  backoff, so an admin can fix the App without customers reconnecting.
+* grant dead (a revoked or expired refresh token): ``reauthorization_required``, no
+  more attempts: the customer must reconnect;
+* benign (the app says "too early"): tokens and status kept, renewal rescheduled for
+  after the access token expires, no failure counted;
+* transient (no reply, 5xx, 429), and refusals an admin can fix (say ``invalid_client``
+  after a secret changed, a wrong token URL): ``refresh_at`` moves out by exponential
+  backoff with jitter (at least ``Retry-After``), and after ``RENEWAL_FAILING_AFTER``
+  in a row the status is ``failing``; the sweep picks the row up again when it is due.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from django.db import connection as db_connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from connections.fingerprints import fingerprint
 from connections.models import RENEWABLE_STATUSES, ConfigVariable, Connection, GrantType, Status
 from connections.services import (
     PreparedTransition,
@@ -45,8 +48,8 @@ from connections.services import (
     transitions_save,
 )
 from oauthflow.chain import ChainResult, flavor_remember, run_token_chain
-from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
-from oauthflow.exchange import client_credentials_fields
+from oauthflow.exceptions import ProviderError
+from oauthflow.grants import renewal_fields
 from oauthflow.lease import (
     lease_claim,
     lease_claim_many,
@@ -54,11 +57,11 @@ from oauthflow.lease import (
     lease_release,
     lease_release_many,
 )
-from oauthflow.models import TokenRequest, TokenRequestKind
+from oauthflow.models import TokenRequest
+from oauthflow.outcomes import Key, Outcome
 
 logger = logging.getLogger(__name__)
 
-PERMANENT_REFRESH_ERRORS = frozenset({"invalid_grant", "unauthorized_client"})
 WRITE_ATTEMPTS = 3
 FLUSH_AFTER = 1.0  # seconds a renewed row may wait for its batch's write
 
@@ -103,21 +106,6 @@ def backoff_seconds(*, failures: int, retry_after: float | None = None) -> float
     return max(delay, retry_after or 0)
 
 
-def _grant_fields(config_variable: ConfigVariable) -> tuple[str, dict[str, str]]:
-    if config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS:
-        return TokenRequestKind.CLIENT_CREDENTIALS, client_credentials_fields(config_variable)
-    if not config_variable.refresh_token:
-        raise ReauthorizationRequired(
-            "There is no refresh token to renew with; the app issued none "
-            "(ask for offline access), so the customer must reconnect.",
-            diagnosis="no_refresh_token",
-        )
-    return TokenRequestKind.REFRESH, {
-        "grant_type": "refresh_token",
-        "refresh_token": config_variable.refresh_token,
-    }
-
-
 def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
     failures = config_variable.failure_count + 1
     delay = backoff_seconds(failures=failures, retry_after=exc.retry_after)
@@ -130,36 +118,68 @@ def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> Co
         reason=f"Renewal failed ({failures} in a row); retrying in {delay:.0f} s: {exc}",
         failure_count=failures,
         last_error=str(exc),
-        diagnosis=exc.diagnosis or "rejected",
+        diagnosis=exc.diagnosis or Key.REJECTED,
         refresh_at=timezone.now() + timedelta(seconds=delay),
     )
 
 
+def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
+    """The app refused to renew a token that still works: keep tokens and status,
+    try again once the access token has expired, count no failure."""
+    now = timezone.now()
+    later = now + timedelta(seconds=settings.RENEWAL_BACKOFF_BASE)
+    expires_at = config_variable.expires_at
+    retry_at = max(expires_at, later) if expires_at else later
+    if exc.retry_after:
+        retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after))
+    return config_variable_transition(
+        config_variable=config_variable,
+        to_status=config_variable.status,
+        reason=f"The app said it is too early to renew; the tokens are kept and renewal "
+        f"is rescheduled for {retry_at:%Y-%m-%d %H:%M:%S} UTC: {exc}",
+        diagnosis=Key.TOO_EARLY,
+        refresh_at=retry_at,
+    )
+
+
 def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
-    permanent = isinstance(exc, ReauthorizationRequired) or exc.error in PERMANENT_REFRESH_ERRORS
-    if config_variable.status not in RENEWABLE_STATUSES or permanent:
-        first_fetch = config_variable.status not in RENEWABLE_STATUSES
+    first_fetch = config_variable.status not in RENEWABLE_STATUSES
+    if first_fetch:
         # A first client-credentials fetch has nothing to keep alive: say what failed.
         return config_variable_fail(
             config_variable=config_variable,
-            to_status=Status.ERROR if first_fetch else Status.REAUTHORIZATION_REQUIRED,
-            reason="Fetching a client-credentials token failed"
-            if first_fetch
-            else "Renewal refused for good; the customer must reconnect",
+            to_status=Status.ERROR,
+            reason="Fetching a client-credentials token failed",
             error=exc,
-            fallback_diagnosis="rejected" if first_fetch else "refresh_token_revoked",
+            fallback_diagnosis=Key.REJECTED,
             refresh_at=None,
         )
-    if isinstance(exc, ProviderUnavailable):
-        return _record_transient(config_variable, exc)
-    # Any other refusal (say invalid_client after a secret change): an admin can fix the
-    # App, so keep retrying with backoff rather than making customers reconnect.
+    if exc.outcome is Outcome.GRANT_DEAD:
+        return config_variable_fail(
+            config_variable=config_variable,
+            to_status=Status.REAUTHORIZATION_REQUIRED,
+            reason="Renewal refused for good; the customer must reconnect",
+            error=exc,
+            fallback_diagnosis=Key.REFRESH_TOKEN_REVOKED,
+            refresh_at=None,
+        )
+    if exc.outcome is Outcome.BENIGN:
+        return _too_early(config_variable, exc)
+    # Transient, or a refusal an admin can fix (a changed secret, a wrong URL): keep
+    # retrying with backoff rather than making customers reconnect.
     return _record_transient(config_variable, exc)
 
 
 def _still_needed(
-    config_variable: ConfigVariable, *, force: bool, if_expiring_within: float | None
+    config_variable: ConfigVariable,
+    *,
+    force: bool,
+    if_expiring_within: float | None,
+    if_token: str | None = None,
 ) -> bool:
+    if if_token is not None:
+        # A forced renewal of one token: done already if the token has changed since.
+        return fingerprint(config_variable.access_token) == if_token
     if force:
         return True
     now = timezone.now()
@@ -212,6 +232,7 @@ def _store_renewed(
             config_variable=config_variable,
             token=result.token,
             reason=_renewed_reason(result, kind, first_fetch=first_fetch),
+            issued_at=result.sent_at,
         ),
         config_variable_ids=[str(config_variable.pk)],
         rotated=bool(result.token.refresh_token),
@@ -223,10 +244,12 @@ def config_variable_renew(
     config_variable_id: uuid.UUID | str,
     force: bool = False,
     if_expiring_within: float | None = None,
+    if_token: str | None = None,
 ) -> ConfigVariable | None:
     """Renew one ConfigVariable's access token if it still needs it after the claim:
-    its ``refresh_at`` passed, ``force``, or (``if_expiring_within`` seconds) the token
-    expires that soon.
+    its ``refresh_at`` passed, ``force``, (``if_expiring_within`` seconds) the token
+    expires that soon, or (``if_token``, a ``fingerprint``) the access token is still
+    the one with that fingerprint, whatever its expiry.
 
     Returns the updated ConfigVariable (renewed, or with the failure recorded), or None
     when another worker holds the lease or nothing was needed after the claim. Provider
@@ -246,10 +269,15 @@ def config_variable_renew(
         )
         if config_variable.status not in RENEWABLE_STATUSES and not first_fetch:
             return None
-        if not _still_needed(config_variable, force=force, if_expiring_within=if_expiring_within):
+        if not _still_needed(
+            config_variable,
+            force=force,
+            if_expiring_within=if_expiring_within,
+            if_token=if_token,
+        ):
             return None
         try:
-            kind, fields = _grant_fields(config_variable)
+            kind, fields = renewal_fields(config_variable)
             result = run_token_chain(
                 app=config_variable.connection.app,
                 fields=fields,
@@ -287,7 +315,7 @@ class _Attempt:
 def _attempt(config_variable: ConfigVariable) -> _Attempt:
     attempt = _Attempt(config_variable)
     try:
-        attempt.kind, fields = _grant_fields(config_variable)
+        attempt.kind, fields = renewal_fields(config_variable)
         attempt.result = run_token_chain(
             app=config_variable.connection.app,
             fields=fields,
@@ -325,7 +353,7 @@ class _BatchWriter:
             return
         try:
             changes = token_changes(
-                config_variable=config_variable, token=result.token, now=timezone.now()
+                config_variable=config_variable, token=result.token, now=result.sent_at
             )
             prepared = transition_prepare(
                 config_variable=config_variable,

@@ -16,7 +16,8 @@ from connections.services import config_variable_disconnect
 from oauthflow import client
 from oauthflow.client import TransportError
 from oauthflow.flavors import FLAVORS_BY_NUMBER, BodyFormat, Flavor, build_token_request
-from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
+from oauthflow.models import TokenRequest, TokenRequestKind
+from oauthflow.outcomes import Key, classify_transport, revocation_outcome
 from oauthflow.redaction import REDACTED, redact_body, redact_fields, redact_headers
 
 
@@ -42,7 +43,12 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
     fields = {"token": token, "token_type_hint": hint}
     flavor = _form_flavor(app.pinned_flavor or app.preferred_flavor)
     spec = build_token_request(
-        flavor, client_id=app.client_id, client_secret=app.client_secret or "", fields=fields
+        flavor,
+        client_id=app.client_id,
+        client_secret=app.client_secret or "",
+        fields=fields,
+        client_id_param=app.client_id_param,
+        client_secret_param=app.client_secret_param,
     )
     secrets = (app.client_secret, token)
     record = TokenRequest(
@@ -58,13 +64,16 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
             client_id=app.client_id,
             client_secret=REDACTED,
             fields=redact_fields({**fields, "token": REDACTED}),
+            client_id_param=app.client_id_param,
+            client_secret_param=app.client_secret_param,
         ).body.decode(),
     )
     try:
         reply = client.post(app.revocation_url, headers=spec.headers, body=spec.body)
     except TransportError as exc:
-        record.outcome, record.error, record.message = Outcome.TRANSPORT_ERROR, exc.kind, str(exc)
-        record.diagnosis = "revocation_failed"
+        record.outcome = classify_transport(exc.kind).outcome
+        record.error, record.message = exc.kind, str(exc)
+        record.diagnosis = Key.REVOCATION_FAILED
         record.duration_ms = exc.duration_ms
         record.save()
         return False
@@ -72,9 +81,9 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
     record.status_code = reply.status
     record.duration_ms = reply.duration_ms
     record.response_excerpt = redact_body(reply.body, secrets)
-    record.outcome = Outcome.SUCCESS if ok else Outcome.REJECTED
+    record.outcome = revocation_outcome(reply.status)
     record.message = "Token revoked." if ok else f"HTTP {reply.status} from the revocation URL"
-    record.diagnosis = "ok" if ok else "revocation_failed"
+    record.diagnosis = Key.OK if ok else Key.REVOCATION_FAILED
     record.save()
     return ok
 

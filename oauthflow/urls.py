@@ -12,4 +12,9 @@ urlpatterns = [
         api.config_variable_token,
         name="api_token",
     ),
+    path(
+        "api/v1/config-variables/<uuid:pk>/token/rejected",
+        api.config_variable_token_rejected,
+        name="api_token_rejected",
+    ),
 ]

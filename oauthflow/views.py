@@ -15,8 +15,9 @@ from connections.models import Connection, GrantType, Status
 from connections.selectors import customer_for_user
 from connections.services import config_variable_get_or_create, config_variable_transition
 from oauthflow import exchange, tasks
-from oauthflow.diagnosis import classify_callback_error, explain
+from oauthflow.diagnosis import explain
 from oauthflow.exceptions import AuthorizationDenied, FlowError
+from oauthflow.outcomes import classify_callback_error
 
 logger = logging.getLogger(__name__)
 

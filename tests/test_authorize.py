@@ -69,5 +69,9 @@ def test_extra_params_scope_separator_and_prompt_consent() -> None:
     assert url.startswith("https://auth.example.com/authorize?tenant=acme&response_type=code")
     query = parse_qs(urlsplit(url).query)
     assert query["scope"] == ["a,b"]
-    assert query["prompt"] == ["consent"]
+    assert "prompt" not in query  # consent is forced only when asking for offline access
+    offline = parse_qs(
+        urlsplit(authorize_url_build(app=app, scopes=["a", "offline_access"], state="s")).query
+    )
+    assert offline["prompt"] == ["consent"]
     assert query["audience"] == ["api.example.com"]

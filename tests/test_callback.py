@@ -67,7 +67,7 @@ def test_callback_exchanges_the_code_and_connects(
     sent = responses.calls[0].request.body.decode()
     assert "code=the-code" in sent
     assert "code_verifier=" in sent
-    assert TokenRequest.objects.get().outcome == "success"
+    assert TokenRequest.objects.get().outcome == "succeeded"
     assert list(cv.transitions.values_list("to_status", flat=True)) == [
         "connected",
         "exchanging",
@@ -79,14 +79,29 @@ def test_app_error_on_the_callback_is_recorded_and_shown(portal_client, connecti
     state = _connect(portal_client, connection)["state"][0]
     response = portal_client.get(
         reverse("oauthflow:callback"),
-        {"error": "access_denied", "error_description": "The user said no", "state": state},
+        {"error": "invalid_scope", "error_description": "Unknown scope", "state": state},
         follow=True,
     )
     cv = ConfigVariable.objects.get()
     assert cv.status == Status.ERROR
-    assert "access_denied" in cv.last_error
-    assert b"The user said no" in response.content
+    assert "invalid_scope" in cv.last_error
+    assert b"Unknown scope" in response.content
     assert StatusTransition.objects.filter(to_status=Status.ERROR).exists()
+
+
+def test_a_declined_consent_is_the_customers_choice_not_an_error(portal_client, connection):
+    state = _connect(portal_client, connection)["state"][0]
+    response = portal_client.get(
+        reverse("oauthflow:callback"),
+        {"error": "access_denied", "error_description": "The user said no", "state": state},
+        follow=True,
+    )
+    cv = ConfigVariable.objects.get()
+    assert (cv.status, cv.diagnosis) == (Status.PENDING, "callback_access_denied")
+    assert not StatusTransition.objects.filter(to_status=Status.ERROR).exists()
+    assert b"You declined access" in response.content
+    portal = portal_client.get(reverse("connections:portal")).content.decode()
+    assert "You declined" in portal
 
 
 def test_callback_without_state_is_a_clear_400(client):

@@ -43,13 +43,13 @@ def test_chain_stops_at_the_first_flavor_that_returns_an_access_token():
         assert [_flavor_of(c.request) for c in mock.calls] == [1, 2, 3]
     assert result.flavor.number == 3
     assert result.token.access_token == "at-xyz"
-    assert result.token.token_type == "bearer"
+    assert result.token.token_type == "Bearer"
     app.refresh_from_db()
     assert app.preferred_flavor == 3
     assert list(TokenRequest.objects.order_by("id").values_list("flavor", "outcome")) == [
-        (1, "rejected"),
-        (2, "not_a_token_reply"),
-        (3, "success"),
+        (1, "next_flavor"),
+        (2, "next_flavor"),
+        (3, "succeeded"),
     ]
 
 
@@ -81,7 +81,7 @@ def test_when_no_flavor_works_every_attempt_is_recorded_and_the_error_named():
     assert caught.value.error == "invalid_client"
     assert "6 attempts" in str(caught.value)
     assert sorted(TokenRequest.objects.values_list("flavor", flat=True)) == [1, 2, 3, 4, 5, 6]
-    assert set(TokenRequest.objects.values_list("outcome", flat=True)) == {"rejected"}
+    assert set(TokenRequest.objects.values_list("outcome", flat=True)) == {"next_flavor"}
 
 
 def test_invalid_grant_ends_the_chain_after_one_request():
@@ -117,10 +117,11 @@ def test_no_reply_is_a_named_transport_error_recorded_once():
     app = AppFactory(token_url="https://127.0.0.1:9/token")
     with pytest.raises(ProviderUnavailable) as caught:
         run_token_chain(app=app, fields=FIELDS, kind="exchange")
-    assert caught.value.kind == "connection"
+    assert caught.value.error == "connection"
+    assert not caught.value.answered  # no code can have been spent
     record = TokenRequest.objects.get()
     assert (record.outcome, record.error, record.status_code) == (
-        "transport_error",
+        "transient",
         "connection",
         None,
     )

@@ -4,115 +4,125 @@ from __future__ import annotations
 
 import pytest
 
-from oauthflow.diagnosis import (
-    DIAGNOSES,
-    Attempt,
-    classify_attempt,
+from oauthflow.diagnosis import DIAGNOSES, explain
+from oauthflow.outcomes import (
+    Key,
+    Outcome,
+    Verdict,
     classify_callback_error,
-    classify_chain,
-    explain,
+    classify_transport,
+    conclude,
 )
+from oauthflow.reply_rules import ReplyFacts, classify_reply
 from tests.factories import AppFactory
 
 
-def _a(
-    flavor=1, status=400, error="", outcome="rejected", content_type="application/json", text=""
-):
-    return Attempt(flavor, status, error, outcome, content_type, text)
+def _f(status=400, error="", text="", grant="exchange", flavor=1, html=False, readable=True):
+    return ReplyFacts(
+        status=status,
+        error=error,
+        text=text,
+        grant=grant,
+        json_flavor=flavor in (2, 4, 6),
+        html=html,
+        readable=readable,
+    )
 
 
 @pytest.mark.parametrize(
-    ("attempt", "kind", "key"),
+    ("facts", "key"),
     [
+        (_f(status=404, html=True, readable=False), Key.WRONG_TOKEN_URL),
+        (_f(status=405, readable=False, grant="refresh"), Key.WRONG_TOKEN_URL),
+        (_f(status=401, error="invalid_client"), Key.BAD_CLIENT_CREDENTIALS),
+        (_f(status=401, readable=False), Key.BAD_CLIENT_CREDENTIALS),
+        (_f(error="invalid_grant", text="Code expired"), Key.CODE_REJECTED),
+        (_f(error="invalid_grant", text="Mismatching redirect URI."), Key.REDIRECT_URI_MISMATCH),
         (
-            _a(status=404, outcome="not_a_token_reply", content_type="text/html"),
-            "exchange",
-            "wrong_token_url",
+            _f(error="invalid_request", text="redirect_uri does not match"),
+            Key.REDIRECT_URI_MISMATCH,
         ),
-        (_a(status=405, outcome="not_a_token_reply"), "refresh", "wrong_token_url"),
-        (_a(status=401, error="invalid_client"), "exchange", "bad_client_credentials"),
-        (
-            _a(status=401, outcome="not_a_token_reply", content_type="text/plain"),
-            "exchange",
-            "bad_client_credentials",
-        ),
-        (_a(error="invalid_grant", text="Code expired"), "exchange", "code_rejected"),
-        (
-            _a(error="invalid_grant", text="Mismatching redirect URI."),
-            "exchange",
-            "redirect_uri_mismatch",
-        ),
-        (
-            _a(error="invalid_request", text="redirect_uri does not match"),
-            "exchange",
-            "redirect_uri_mismatch",
-        ),
-        (_a(error="invalid_grant"), "refresh", "refresh_token_revoked"),
-        (
-            _a(status=200, outcome="not_a_token_reply", content_type="text/html", text="<html>"),
-            "exchange",
-            "not_a_token_endpoint",
-        ),
-        (
-            _a(status=200, outcome="not_a_token_reply", content_type="text/plain", text="OK"),
-            "exchange",
-            "not_a_token_reply",
-        ),
-        (_a(flavor=2, status=415, outcome="not_a_token_reply"), "exchange", "format_rejected"),
-        (_a(flavor=4, error="unsupported_grant_type"), "exchange", "format_rejected"),
-        (
-            _a(flavor=6, status=400, outcome="not_a_token_reply", text="JSON parse error"),
-            "exchange",
-            "format_rejected",
-        ),
-        (_a(status=None, error="timeout", outcome="transport_error"), "refresh", "timeout"),
-        (_a(status=None, error="tls", outcome="transport_error"), "exchange", "tls_error"),
-        (_a(status=None, error="dns", outcome="transport_error"), "exchange", "dns_error"),
-        (
-            _a(status=None, error="connection", outcome="transport_error"),
-            "exchange",
-            "connection_error",
-        ),
-        (_a(status=503, outcome="not_a_token_reply"), "refresh", "server_error"),
-        (_a(status=429, error="slow_down"), "refresh", "rate_limited"),
-        (_a(error="unauthorized_client"), "client_credentials", "unauthorized_client"),
-        (_a(error="invalid_scope"), "client_credentials", "invalid_scope"),
-        (_a(status=200, outcome="success"), "exchange", "ok"),
+        (_f(error="invalid_grant", grant="refresh"), Key.REFRESH_TOKEN_REVOKED),
+        (_f(status=200, html=True, readable=False, text="<html>"), Key.NOT_A_TOKEN_ENDPOINT),
+        (_f(status=200, readable=False, text="OK"), Key.NOT_A_TOKEN_REPLY),
+        (_f(flavor=2, status=415, readable=False), Key.FORMAT_REJECTED),
+        (_f(flavor=4, error="unsupported_grant_type"), Key.FORMAT_REJECTED),
+        (_f(flavor=3, error="unsupported_grant_type"), Key.FORMAT_REJECTED),
+        (_f(flavor=6, readable=False, text="JSON parse error"), Key.FORMAT_REJECTED),
+        (_f(status=503, readable=False, grant="refresh"), Key.SERVER_ERROR),
+        (_f(status=429, error="slow_down", grant="refresh"), Key.RATE_LIMITED),
+        (_f(error="unauthorized_client", grant="client_credentials"), Key.UNAUTHORIZED_CLIENT),
+        (_f(error="invalid_scope", grant="client_credentials"), Key.INVALID_SCOPE),
     ],
 )
-def test_classify_attempt(attempt, kind, key):
-    assert classify_attempt(attempt, kind=kind) == key
+def test_classify_reply(facts, key):
+    assert classify_reply(facts)[0] == key
     assert key in DIAGNOSES
 
 
 @pytest.mark.parametrize(
-    ("attempts", "key"),
+    ("kind", "key"),
     [
-        # A form-only server with a bad secret: JSON flavors say nothing about credentials.
-        (
-            [
-                _a(f, error="invalid_client" if f % 2 else "unsupported_grant_type")
-                for f in range(1, 7)
-            ],
-            "bad_client_credentials",
-        ),
-        ([_a(f, status=404, outcome="not_a_token_reply") for f in range(1, 7)], "wrong_token_url"),
-        (
-            [
-                _a(f, status=200, outcome="not_a_token_reply", content_type="text/html")
-                for f in (1, 3, 5)
-            ],
-            "not_a_token_endpoint",
-        ),
-        (
-            [_a(f, status=415, outcome="not_a_token_reply") for f in range(1, 7)],
-            "all_formats_rejected",
-        ),
-        ([_a(1, error="invalid_client"), _a(2, status=200, outcome="success")], "ok"),
+        ("timeout", Key.TIMEOUT),
+        ("tls", Key.TLS_ERROR),
+        ("dns", Key.DNS_ERROR),
+        ("connection", Key.CONNECTION_ERROR),
+        ("blocked", Key.BLOCKED_DESTINATION),
     ],
 )
-def test_classify_chain(attempts, key):
-    assert classify_chain(attempts, kind="exchange") == key
+def test_classify_transport(kind, key):
+    verdict = classify_transport(kind)
+    assert verdict.key == key
+    assert not verdict.answered
+
+
+def _v(flavor, key, outcome=None, error=""):
+    return Verdict(
+        key=key, outcome=outcome or key.outcome, error=error, status=400, flavor=flavor
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "key", "outcome"),
+    [
+        # A JSON-only server with a bad secret: form flavors say nothing about credentials.
+        (
+            [
+                _v(f, Key.FORMAT_REJECTED if f % 2 else Key.BAD_CLIENT_CREDENTIALS)
+                for f in range(1, 7)
+            ],
+            Key.BAD_CLIENT_CREDENTIALS,
+            Outcome.NEXT_FLAVOR,
+        ),
+        ([_v(1, Key.WRONG_TOKEN_URL)], Key.WRONG_TOKEN_URL, Outcome.WRONG_ENDPOINT),
+        ([_v(1, Key.NOT_A_TOKEN_ENDPOINT)], Key.NOT_A_TOKEN_ENDPOINT, Outcome.WRONG_ENDPOINT),
+        (
+            [_v(f, Key.FORMAT_REJECTED) for f in range(1, 7)],
+            Key.ALL_FORMATS_REJECTED,
+            Outcome.NEXT_FLAVOR,
+        ),
+        (
+            [_v(f, Key.SERVER_ERROR, Outcome.NEXT_FLAVOR) for f in range(1, 7)],
+            Key.SERVER_ERROR,
+            Outcome.TRANSIENT,
+        ),
+    ],
+)
+def test_conclude_a_chain(verdicts, key, outcome):
+    concluded = conclude(verdicts)
+    assert (concluded.key, concluded.outcome) == (key, outcome)
+
+
+def test_a_code_spent_by_an_earlier_flavor_says_both():
+    concluded = conclude(
+        [
+            _v(1, Key.BAD_CLIENT_CREDENTIALS, error="invalid_client"),
+            _v(2, Key.CODE_REJECTED, error="invalid_grant"),
+        ]
+    )
+    assert concluded.key == Key.CODE_REJECTED
+    assert "invalid_client" in concluded.detail
+    assert "consumed the code" in concluded.detail
 
 
 @pytest.mark.parametrize(
@@ -142,6 +152,10 @@ def test_explanations_name_the_urls_and_the_whitespace(settings):
     assert "whitespace" in explain("bad_client_credentials", app=app).message
     offline = explain("no_refresh_token", app=AppFactory(offline_strategy="access_type=offline"))
     assert "access_type=offline" in offline.fix
+
+
+def test_every_key_has_an_explanation():
+    assert set(Key) == set(DIAGNOSES)
 
 
 def test_every_diagnosis_has_message_fix_and_customer_text():

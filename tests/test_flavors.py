@@ -115,8 +115,11 @@ def test_pkce_verifier_goes_after_the_code_and_before_body_credentials() -> None
     [
         (None, None, [1, 2, 3, 4, 5, 6]),
         (3, None, [3, 1, 2, 4, 5, 6]),
-        (3, 5, [5]),
-        (None, 2, [2]),
+        # A pin goes first; the chain goes on only when the app cannot read its body,
+        # so after a pinned JSON flavor comes its form sibling (same credentials).
+        (3, 5, [5, 1, 2, 3, 4, 6]),
+        (None, 2, [2, 1, 3, 4, 5, 6]),
+        (None, 6, [6, 5, 1, 2, 3, 4]),
     ],
 )
 def test_flavor_order_puts_the_remembered_flavor_first_and_honours_a_pin(

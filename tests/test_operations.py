@@ -40,7 +40,7 @@ def broken():
         kind="refresh",
         flavor=1,
         url=cv.connection.app.token_url,
-        outcome="not_a_token_reply",
+        outcome="transient",
         status_code=503,
         diagnosis="server_error",
     )
@@ -175,7 +175,7 @@ def test_metrics_exposes_statuses_requests_latency_and_sweep_lag(client, broken,
         in text
     )
     assert 'kind="refresh"' in text
-    assert 'outcome="not_a_token_reply"' in text
+    assert 'outcome="transient"' in text
     assert "portal_sweep_age_seconds -1.0" in text
     assert "portal_renewals_overdue" in text
 

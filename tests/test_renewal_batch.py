@@ -90,7 +90,7 @@ def test_a_batch_renews_every_due_row_with_its_own_rotated_token(shared_connecti
         transition = StatusTransition.objects.get(config_variable=cv)
         assert transition.reason.startswith("Access token renewed (refresh)")
         log = TokenRequest.objects.get(config_variable=cv)
-        assert log.outcome == Outcome.SUCCESS
+        assert log.outcome == Outcome.SUCCEEDED
         assert f"old-refresh-{index}" not in log.request_body  # redacted in the log
     # The tokens are encrypted in the database, never stored in the clear.
     with connection.cursor() as cursor:

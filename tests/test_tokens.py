@@ -18,22 +18,22 @@ def _reply(body: str, content_type: str = "application/json", status: int = 200)
 @pytest.mark.parametrize(
     ("body", "content_type", "expected"),
     [
-        ('{"access_token":"a","expires_in":3600}', "application/json", ("a", 3600, "bearer", None)),
+        ('{"access_token":"a","expires_in":3600}', "application/json", ("a", 3600, "Bearer", None)),
         (
             '{"access_token":"a","expires_in":"3600"}',
             "application/json",
-            ("a", 3600, "bearer", None),
+            ("a", 3600, "Bearer", None),
         ),
-        ('{"access_token":"a"}', "application/json", ("a", None, "bearer", None)),
+        ('{"access_token":"a"}', "application/json", ("a", None, "Bearer", None)),
         (
             '{"access_token":"a","token_type":"BEARER","refresh_token":"r"}',
             "application/json",
-            ("a", None, "bearer", "r"),
+            ("a", None, "BEARER", "r"),  # kept as sent; integrations get "Bearer"
         ),
         (
             "access_token=a&expires_in=60&refresh_token=r",
             "application/x-www-form-urlencoded",
-            ("a", 60, "bearer", "r"),
+            ("a", 60, "Bearer", "r"),
         ),
         (
             "access_token=a&token_type=bearer",
@@ -43,7 +43,7 @@ def _reply(body: str, content_type: str = "application/json", status: int = 200)
         (
             '{"access_token":"a","expires_in":"soon"}',
             "application/json",
-            ("a", None, "bearer", None),
+            ("a", None, "Bearer", None),
         ),
     ],
 )

@@ -52,7 +52,7 @@ def _refresh_failure(cv: ConfigVariable, *, status_code: int, error: str, why: s
         flavor=1,
         url=cv.connection.app.token_url,
         status_code=status_code,
-        outcome=Outcome.REJECTED if status_code < 500 else Outcome.NOT_A_TOKEN_REPLY,
+        outcome=Outcome.NEXT_FLAVOR if status_code < 500 else Outcome.TRANSIENT,
         error=error,
         diagnosis=why,
         duration_ms=120,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from oauthflow.chain import run_token_chain
-from oauthflow.exceptions import ProviderUnavailable
+from oauthflow.exceptions import ProviderError
 from oauthflow.models import TokenRequest
 from oauthflow.netguard import BlockedDestination, check_destination
 from tests.factories import AppFactory
@@ -47,13 +47,14 @@ def test_public_addresses_pass(production):
 @pytest.mark.django_db
 def test_a_blocked_token_url_is_recorded_and_diagnosed_without_sending(production):
     app = AppFactory(token_url="https://169.254.169.254/token")
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(ProviderError) as raised:
         run_token_chain(
             app=app, fields={"grant_type": "client_credentials"}, kind="client_credentials"
         )
+    assert raised.value.outcome == "wrong_endpoint"  # an App setting: no retry helps
     record = TokenRequest.objects.get()
     assert (record.outcome, record.error, record.diagnosis) == (
-        "transport_error",
+        "wrong_endpoint",
         "blocked",
         "blocked_destination",
     )

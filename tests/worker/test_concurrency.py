@@ -60,7 +60,7 @@ def _assert_one_refresh(provider: RotatingTokenProvider, cv: ConfigVariable, old
     assert provider.is_live(cv.refresh_token), "the stored refresh token is the rotated one"
     assert not provider.is_live(old_refresh)
     rows = TokenRequest.objects.filter(config_variable=cv)
-    assert [row.outcome for row in rows] == [Outcome.SUCCESS]
+    assert [row.outcome for row in rows] == [Outcome.SUCCEEDED]
 
 
 def test_sixteen_callers_of_an_expiring_token_cause_one_token_request(

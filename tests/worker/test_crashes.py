@@ -183,10 +183,10 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
     rows = TokenRequest.objects.filter(config_variable=cv).order_by("created_at", "id")
     # A batch writes its token-request log with its renewals, so the killed worker's
     # log went with it; the one-row path logs each request as it is answered.
-    lost_log = [] if path == "sweep batch" else [(Outcome.SUCCESS, "")]
+    lost_log = [] if path == "sweep batch" else [(Outcome.SUCCEEDED, "")]
     assert [(r.outcome, r.error) for r in rows] == [
         *lost_log,
-        (Outcome.REJECTED, "invalid_grant"),
+        (Outcome.GRANT_DEAD, "invalid_grant"),
     ]
     assert lease_free(cv.pk)
     with pytest.raises(ReauthorizationRequired):

@@ -130,7 +130,7 @@ def test_a_sandbox_connection_renews_itself_with_beat_and_a_worker(
     assert cv.access_token
     assert cv.refresh_token
     assert TokenRequest.objects.filter(
-        config_variable=cv, kind=TokenRequestKind.EXCHANGE, outcome=Outcome.SUCCESS
+        config_variable=cv, kind=TokenRequestKind.EXCHANGE, outcome=Outcome.SUCCEEDED
     ).exists()
 
     access_tokens = [cv.access_token]
@@ -154,7 +154,7 @@ def test_a_sandbox_connection_renews_itself_with_beat_and_a_worker(
     assert statuses == {Status.CONNECTED}, cv.last_error
     assert len(set(access_tokens)) == len(access_tokens), "an access token came back"
     assert len(set(refresh_tokens)) == len(refresh_tokens), "a refresh token was not rotated"
-    assert all(r.outcome == Outcome.SUCCESS for r in renewals), [r.error for r in renewals]
+    assert all(r.outcome == Outcome.SUCCEEDED for r in renewals), [r.error for r in renewals]
     assert task_log.count(RENEW_BATCH_TASK) >= RENEWALS  # the worker did them, sent by beat sweeps
     assert not StatusTransition.objects.filter(
         config_variable=cv, to_status__in=[Status.FAILING, Status.REAUTHORIZATION_REQUIRED]
