@@ -77,9 +77,7 @@ def test_classify_transport(kind, key):
 
 
 def _v(flavor, key, outcome=None, error=""):
-    return Verdict(
-        key=key, outcome=outcome or key.outcome, error=error, status=400, flavor=flavor
-    )
+    return Verdict(key=key, outcome=outcome or key.outcome, error=error, status=400, flavor=flavor)
 
 
 @pytest.mark.parametrize(
