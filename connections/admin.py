@@ -126,6 +126,9 @@ class AppAdmin(admin.ModelAdmin):
                     "extra_authorize_params",
                     "extra_token_params",
                     "extra_token_headers",
+                    "token_path",
+                    "client_id_param",
+                    "client_secret_param",
                 )
             },
         ),
@@ -353,6 +356,7 @@ class ConfigVariableAdmin(admin.ModelAdmin):
         "token_type",
         "expires_at",
         "refresh_at",
+        "refresh_token_expires_at",
         "scopes_granted",
         "token_extra",
         "warnings",

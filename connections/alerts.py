@@ -94,14 +94,18 @@ def _send(incident: AlertIncident, body: str) -> None:
         send_alert_webhook.delay(incident.pk, body)
 
 
-def customer_tell_reconnect(*, customer: Customer, connections: list[str]) -> bool:
-    """Email the customer's contact that connections need reconnecting; returns whether
-    an email went out (False when the customer has no contact address)."""
+def customer_tell_reconnect(
+    *, customer: Customer, connections: list[str], lapsing: bool = False
+) -> bool:
+    """Email the customer's contact that connections need reconnecting (``lapsing``:
+    they will stop working soon); returns whether an email went out (False when the
+    customer has no contact address)."""
     if not customer.contact_email or not connections:
         return False
+    what = "will stop working soon" if lapsing else "stopped working"
     send_mail(
         "Please reconnect: " + ", ".join(connections)[:150],
-        "Hello,\n\nThese connections stopped working and need you to sign in again:\n"
+        f"Hello,\n\nThese connections {what} and need you to sign in again:\n"
         + "".join(f"  - {name}\n" for name in connections)
         + "\nOpen the connection portal and press Reconnect on each.\n",
         None,

@@ -315,6 +315,9 @@ APP_FIELDS: dict[str, Checker] = {
     "extra_authorize_params": _params,
     "extra_token_params": _params,
     "extra_token_headers": _headers,
+    "token_path": _blank_string,
+    "client_id_param": _blank_string,
+    "client_secret_param": _blank_string,
 }
 CONNECTION_FIELDS: dict[str, Checker] = {
     "slug": _string,

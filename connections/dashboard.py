@@ -20,6 +20,7 @@ from connections.models import (
     Heartbeat,
     Status,
 )
+from connections.refresh_expiry import refresh_tokens_expiring
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
 SWEEP_HEARTBEAT = "renewal_sweep"
@@ -69,6 +70,7 @@ class Dashboard:
     attention: list[ConfigVariable]
     recent_failures: list[TokenRequest]
     unrenewable: list[ConfigVariable]
+    refresh_expiring: list[ConfigVariable]  # refresh token lapses within the warning window
     overdue_count: int
     sweep_age: float | None
     sweep_late: bool
@@ -110,6 +112,9 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
             unrenewable(now=now, within=timedelta(hours=24))
             .select_related("customer", "connection__app")
             .order_by("expires_at")[:limit]
+        ),
+        refresh_expiring=list(
+            refresh_tokens_expiring(now=now).select_related("customer", "connection__app")[:limit]
         ),
         overdue_count=overdue(now=now).count(),
         sweep_age=age,

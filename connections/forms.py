@@ -43,6 +43,9 @@ class AppForm(forms.ModelForm):
             "extra_authorize_params",
             "extra_token_params",
             "extra_token_headers",
+            "token_path",
+            "client_id_param",
+            "client_secret_param",
         )
 
     def clean_client_secret(self) -> str:

@@ -25,6 +25,7 @@ from config.celery import app as celery_app
 from connections.alerts import alert_raise, alert_resolve
 from connections.dashboard import overdue, sweep_age, sweep_is_late
 from connections.models import App, ConfigVariable
+from connections.refresh_expiry import refresh_tokens_expiring
 from oauthflow.models import TokenRequest
 
 LATENCY_WINDOW_SECONDS = 3600
@@ -142,6 +143,21 @@ class PortalCollector:
         )
         lag.add_metric([], -1 if age is None else age)
         yield lag
+        expiring = GaugeMetricFamily(
+            "portal_refresh_tokens_expiring",
+            "Working connections whose refresh token lapses within "
+            "REFRESH_TOKEN_EXPIRY_WARNING seconds, by App (only a reconnect helps)",
+            labels=["app"],
+        )
+        rows = (
+            refresh_tokens_expiring(now=now)
+            .values_list("connection__app__slug")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for app, count in rows:
+            expiring.add_metric([app], count)
+        yield expiring
         late = GaugeMetricFamily(
             "portal_renewals_overdue", "Renewals overdue by 2+ sweep intervals"
         )

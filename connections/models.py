@@ -144,13 +144,16 @@ class App(models.Model):
     client_id_param = models.CharField(
         max_length=64,
         default="client_id",
+        blank=True,
         help_text="The name of the client ID parameter in the authorize URL and token "
-        "request bodies (TikTok: client_key).",
+        "request bodies (TikTok: client_key). Blank: client_id.",
     )
     client_secret_param = models.CharField(
         max_length=64,
         default="client_secret",
-        help_text="The name of the client secret parameter in token request bodies.",
+        blank=True,
+        help_text="The name of the client secret parameter in token request bodies. "
+        "Blank: client_secret.",
     )
     extra_authorize_params = models.JSONField(default=dict, blank=True)
     extra_token_params = models.JSONField(default=dict, blank=True)
@@ -203,14 +206,21 @@ class App(models.Model):
         return warnings
 
     def offline_access_warning(self, scopes: str) -> str | None:
-        """The warning to show when ``scopes`` lack ``offline_access`` (None: they don't,
-        or this App asks for offline access another way)."""
-        if not self.scopes_lack_offline_access(scopes):
-            return None
-        return (
-            "The scopes lack offline_access: many apps then issue no refresh token, and "
-            "connections die when the first access token expires."
-        )
+        """The warning to show when ``scopes`` will not get a refresh token: they lack
+        ``offline_access`` (for Apps that ask by scope), or they ask an OpenID Connect
+        server for it without ``prompt=consent`` (OIDC Core §11). None: no warning."""
+        if self.scopes_lack_offline_access(scopes):
+            return (
+                "The scopes lack offline_access: many apps then issue no refresh token, and "
+                "connections die when the first access token expires."
+            )
+        words = scopes.split()
+        if OFFLINE_SCOPE in words and "openid" in words and not self.prompt_consent:
+            return (
+                "prompt=consent is off: OpenID Connect servers grant offline_access (a "
+                "refresh token) only with prompt=consent (OIDC Core §11). Turn it on."
+            )
+        return None
 
     def scopes_lack_offline_access(self, scopes: str) -> bool:
         """True when this App asks for offline access by scope and ``scopes`` lacks it."""

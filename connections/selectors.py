@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from connections.models import ConfigVariable, Connection, Customer, Status
+from connections.refresh_expiry import refresh_token_lapses_soon
 from oauthflow.diagnosis import explain
 from oauthflow.outcomes import Key, Outcome
 
@@ -67,6 +68,12 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
         return CustomerView("Connecting…", "busy", "", "Connect again", can_disconnect=False)
     if status in (Status.CONNECTED, Status.FAILING):
         note = "We are having trouble renewing access and keep trying." if reason else ""
+        if not note and refresh_token_lapses_soon(config_variable):
+            lapses = config_variable.refresh_token_expires_at
+            note = (
+                f"This connection stops working at {lapses:%Y-%m-%d %H:%M} UTC unless you "
+                "press Reconnect before then."
+            )
         return CustomerView("Connected", "ok", note, "Reconnect", can_disconnect=True)
     if status == Status.REAUTHORIZATION_REQUIRED:
         return CustomerView("Needs reconnection", "bad", reason, "Reconnect", can_disconnect=True)

@@ -13,6 +13,7 @@ from celery import shared_task
 from django.conf import settings
 
 from connections.dashboard import heartbeat_beat
+from connections.refresh_expiry import refresh_tokens_warn
 from oauthflow import exchange, records, renewal
 from oauthflow.exceptions import ProviderUnavailable
 
@@ -67,6 +68,7 @@ def sweep_renewals() -> int:
         total += len(due)
         if len(due) < settings.RENEWAL_SWEEP_BATCH:
             break
+    refresh_tokens_warn()
     return total
 
 

@@ -9,7 +9,10 @@ Environment:
 * ``SANDBOX_REFRESH_TOKEN_REUSE_PROTECTION``: revoke the whole grant when a rotated
   refresh token is replayed (RFC 9700 §4.14; default off, as DOT's default);
 * ``SANDBOX_REFRESH_NEEDS_OFFLINE_ACCESS``: issue refresh tokens only when the
-  ``offline_access`` scope was granted, as many real apps do (default off).
+  ``offline_access`` scope was granted, as many real apps do (default off);
+* ``SANDBOX_REFRESH_TOKEN_SECONDS``: refresh tokens lapse after this many seconds and
+  token replies say so in ``refresh_token_expires_in``, as GitHub's and LinkedIn's do
+  (default 7776000, 90 days; 0: never, and not said).
 """
 
 from __future__ import annotations
@@ -102,8 +105,10 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 
+SANDBOX_REFRESH_TOKEN_SECONDS = int(os.environ.get("SANDBOX_REFRESH_TOKEN_SECONDS") or 7776000)
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("SANDBOX_ACCESS_TOKEN_SECONDS") or 60),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": SANDBOX_REFRESH_TOKEN_SECONDS or None,
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": _env_bool("SANDBOX_REFRESH_TOKEN_REUSE_PROTECTION", False),
     # PKCE is accepted (and checked) when the client sends it, not demanded.
