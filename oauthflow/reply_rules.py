@@ -297,6 +297,15 @@ RULES: tuple[Rule, ...] = (
     ),
     # --- App settings no flavor can fix
     Rule(
+        G.UNAUTHORIZED_CLIENT,
+        O.WRONG_ENDPOINT,
+        "client credentials refused as invalid_grant: no user grant to be dead, the app "
+        "refuses this client the grant (Salesforce 'authentication failure': the flow is "
+        "not enabled or has no Run As user)",
+        codes=_codes("invalid_grant"),
+        grants=frozenset({CLIENT_CREDENTIALS}),
+    ),
+    Rule(
         G.INVALID_SCOPE,
         O.WRONG_ENDPOINT,
         "RFC 6749 §5.2 invalid_scope",

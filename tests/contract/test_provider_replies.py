@@ -14,7 +14,7 @@ import responses
 import yaml
 from django.utils import timezone
 
-from connections.models import ConfigVariable, Status
+from connections.models import ConfigVariable, GrantType, Status
 from oauthflow.exchange import config_variable_exchange_code
 from oauthflow.models import TokenRequest
 from oauthflow.outcomes import Key, Outcome
@@ -42,14 +42,18 @@ def test_every_row_is_complete_and_unique():
     assert len({row["id"] for row in ROWS}) == len(ROWS)
     for row in ROWS:
         assert {"provider", "source", "grant", "status", "body", "outcome", "key"} <= set(row)
-        assert row["grant"] in ("exchange", "refresh"), row["id"]
+        assert row["grant"] in ("exchange", "refresh", "client_credentials"), row["id"]
+        assert row["source"].startswith(("http", "RFC")), row["id"]
         Outcome(row["outcome"])
         assert row["key"] == "" or Key(row["key"]), row["id"]
 
 
 def _config_variable(grant: str) -> ConfigVariable:
     app = AppFactory(token_url=TOKEN_URL)
-    connection = ConnectionFactory(app=app)
+    if grant == "client_credentials":
+        connection = ConnectionFactory(app=app, grant_type=GrantType.CLIENT_CREDENTIALS)
+    else:
+        connection = ConnectionFactory(app=app)
     if grant == "exchange":
         return ConfigVariableFactory(
             connection=connection, status=Status.EXCHANGING, pending_code="the-code"
@@ -59,7 +63,7 @@ def _config_variable(grant: str) -> ConfigVariable:
         connection=connection,
         status=Status.CONNECTED,
         access_token=OLD_ACCESS,
-        refresh_token=OLD_REFRESH,
+        refresh_token="" if grant == "client_credentials" else OLD_REFRESH,
         expires_at=now + timedelta(seconds=600),
         refresh_at=now,
         refreshed_at=now - timedelta(seconds=3000),
@@ -92,13 +96,19 @@ def _check_stored(cv: ConfigVariable, stored: dict[str, Any]) -> None:
         assert cv.refresh_token == stored["refresh_token"]
     if "token_type" in stored:
         assert bearer_type(cv.token_type) == stored["token_type"]
-    if "expires_in" in stored:
+    if "expires_in" in stored and stored["expires_in"] is None:
+        assert cv.expires_at is None, "no expiry: the access token does not expire"
+    elif "expires_in" in stored:
         lifetime = (cv.expires_at - cv.refreshed_at).total_seconds()
         margin = min(30, stored["expires_in"] // 4)  # OAUTH_EXPIRY_MARGIN, capped
         assert abs(lifetime + margin - stored["expires_in"]) <= 5
-    if "refresh_token_expires_in" in stored:
+    if "refresh_token_expires_in" in stored and stored["refresh_token_expires_in"] is None:
+        assert cv.refresh_token_expires_at is None
+    elif "refresh_token_expires_in" in stored:
         lifetime = (cv.refresh_token_expires_at - cv.refreshed_at).total_seconds()
         assert abs(lifetime - stored["refresh_token_expires_in"]) <= 5
+    if "scopes" in stored:
+        assert cv.scopes_granted == stored["scopes"]
     for name, value in (stored.get("extra_includes") or {}).items():
         assert cv.token_extra.get(name) == value
     dumped = json.dumps(cv.token_extra)
@@ -117,19 +127,32 @@ def test_provider_reply(row: dict[str, Any]) -> None:
     assert cv.diagnosis == row["key"], cv.last_error
     records = list(TokenRequest.objects.filter(config_variable=cv).order_by("created_at", "id"))
     assert len(records) == sent
-    if outcome is Outcome.SUCCEEDED or row["grant"] == "refresh" or sent == 1:
+    # Every attempt but the last asked for the next flavor. The last one is the chain's
+    # outcome, except when only the whole chain concludes it: six refusals that each
+    # said "next flavor" (all 5xx on flavors never seen to work conclude transient).
+    assert all(record.outcome == Outcome.NEXT_FLAVOR for record in records[:-1])
+    if sent == 1 or outcome.ends_chain and outcome is not Outcome.TRANSIENT:
         assert records[-1].outcome == outcome
+    else:
+        assert records[-1].outcome in (outcome, Outcome.NEXT_FLAVOR)
+        assert sent == 6, "a chain concluded from its refusals tried every flavor"
     if "requests" in row:
         assert sent == row["requests"]
-    if row["grant"] == "refresh" and outcome is not Outcome.SUCCEEDED:
-        assert (cv.access_token, cv.refresh_token) == (OLD_ACCESS, OLD_REFRESH)
+    renewal = row["grant"] != "exchange"
+    if renewal and outcome is not Outcome.SUCCEEDED:
+        kept = "" if row["grant"] == "client_credentials" else OLD_REFRESH
+        assert (cv.access_token, cv.refresh_token or "") == (OLD_ACCESS, kept)
         if outcome is Outcome.BENIGN:
             assert cv.failure_count == 0
             assert cv.refresh_at >= cv.expires_at
         if outcome in (Outcome.TRANSIENT, Outcome.NEXT_FLAVOR, Outcome.WRONG_ENDPOINT):
             assert cv.failure_count == 1
             assert cv.refresh_at > timezone.now()
-    if outcome is Outcome.TRANSIENT and row["status"] == 429 and row.get("headers"):
-        wait = (cv.refresh_at - timezone.now()).total_seconds() if cv.refresh_at else 0
-        assert row["grant"] == "exchange" or wait > 60, "waits at least Retry-After"
+    retry_after = (row.get("headers") or {}).get("Retry-After", "")
+    if outcome is Outcome.TRANSIENT and renewal and retry_after.isdigit():
+        wait = (cv.refresh_at - timezone.now()).total_seconds()
+        assert wait >= int(retry_after) - 5, "waits at least Retry-After"
+    elif outcome is Outcome.TRANSIENT and renewal and retry_after:
+        wait = (cv.refresh_at - timezone.now()).total_seconds()
+        assert wait > 60, "waits until the Retry-After date"
     _check_stored(cv, row.get("stored") or {})
