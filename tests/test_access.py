@@ -175,3 +175,72 @@ def test_short_lived_tokens_are_served_without_renewing_on_every_call():
     responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 60})
     assert get_access_token(config_variable_id=cv.pk).access_token == "new-access"
     assert len(responses.calls) == 1
+
+
+def _report(client, cv, key, **body):
+    return client.post(
+        reverse("oauthflow:api_token_rejected", args=[cv.pk]),
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"access_token": ""}, {"fingerprint": "md5:abc"}, {"access_token": 7}]
+)
+def test_a_malformed_rejection_report_is_a_clear_400(api, body):
+    client, cv, key = api
+    response = _report(client, cv, key, **body)
+    assert response.status_code == 400
+    assert "access_token" in response.json()["message"]
+
+
+def test_a_rejection_report_needs_the_customers_key_and_a_post(api):
+    client, cv, key = api
+    _, other_key = api_key_create(customer=CustomerFactory(), name="other")
+    assert _report(client, cv, other_key, access_token="old-access").status_code == 404
+    url = reverse("oauthflow:api_token_rejected", args=[cv.pk])
+    assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 405
+
+
+@responses.activate
+def test_a_report_by_fingerprint_renews_once(api):
+    from connections.fingerprints import fingerprint
+
+    client, cv, key = api
+    responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600})
+    response = _report(client, cv, key, fingerprint=fingerprint("old-access"))
+    assert response.status_code == 200
+    assert response.json()["access_token"] == "new-access"
+    assert len(responses.calls) == 1
+
+
+@pytest.mark.skipif(
+    db_connection.vendor == "sqlite", reason="SQLite's shared in-memory test database locks tables"
+)
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_concurrent_reports_of_one_token_cause_one_renewal():
+    from oauthflow.access import report_rejected_token
+
+    cv = _connected(3600)
+    responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600})
+    results: list[str] = []
+
+    def report() -> None:
+        from connections.fingerprints import fingerprint
+
+        token = report_rejected_token(
+            config_variable_id=cv.pk, token_fingerprint=fingerprint("old-access")
+        )
+        results.append(token.access_token)
+        db_connection.close()
+
+    threads = [threading.Thread(target=report) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == ["new-access"] * 4
+    assert len(responses.calls) == 1
