@@ -111,6 +111,8 @@ CLIENT_CODES = _codes(
     "bad_client_id",  # HubSpot's status BAD_CLIENT_ID
     "invalid_client_credentials",
     "unauthorized",
+    "invalid_auth",  # Slack oauth.v2.access: the client's authentication was not read
+    "not_authed",  # Slack: no authentication sent (credentials where Slack did not look)
     "oauthexception:101",  # Facebook: error validating application
 )
 FORMAT_CODES = _codes(
@@ -130,6 +132,7 @@ DEAD_CODE_CODES = _codes(
     "bad_auth_code",  # HubSpot's status BAD_AUTH_CODE
     "invalid_authorization_code",
     "authorization_code_expired",
+    "unverified_user_email",  # GitHub: the user must verify an email, then authorize again
 )
 DEAD_REFRESH_CODES = _codes(
     "invalid_grant",  # RFC 6749 §5.2
@@ -147,6 +150,11 @@ DEAD_REFRESH_CODES = _codes(
     "account_inactive",  # Slack
     "oauthexception:190",  # Facebook: access token expired, invalidated or app removed
     "oauthexception:102",  # Facebook: session key invalid
+)
+# Only the user can cure it (verify an email, complete MFA, consent), then authorize again.
+USER_ACTION_TEXT = (
+    r"\b(user|account) (must|has to|needs to|is required to)\b|"
+    r"\b(unverified|unconfirmed) (user|account|e-?mail)\b"
 )
 FORMAT_TEXT = r"grant_type|content[- ]?type|media type|(malformed|invalid|unreadable) (json|body)"
 TOO_EARLY_TEXT = (
@@ -167,7 +175,7 @@ DEAD_CODE_TEXT = (
     r"(authori[sz]ation |verification |auth )?code\b.{0,60}(expired|used|redeemed|invalid|"
     r"not (found|valid)|does ?n[o']t exist|does not match|revoked|consumed)|"
     r"(invalid|expired|used|unknown|bad).{0,20}(authori[sz]ation |verification |auth )?code\b|"
-    r"code verifier|AADSTS54005|AADSTS70008|AADSTS70000|AADSTS50148"
+    r"code verifier|AADSTS54005|AADSTS70008|AADSTS70000|AADSTS50148|" + USER_ACTION_TEXT
 )
 DEAD_REFRESH_TEXT = (
     r"refresh[_ ]?token.{0,60}(invalid|expired|revoked|not (found|valid|active)|unknown|"
@@ -177,7 +185,8 @@ DEAD_REFRESH_TEXT = (
     r"session (is )?(not active|has expired|expired|invalidated)|"
     r"value passed for the token was invalid|error validating access token|"
     r"user (is )?(inactive|disabled|deleted|suspended)|"
-    r"AADSTS700082|AADSTS70008|AADSTS50173|AADSTS700084|AADSTS50076|AADSTS65001|AADSTS50078"
+    r"AADSTS700082|AADSTS70008|AADSTS50173|AADSTS700084|AADSTS50076|AADSTS65001|AADSTS50078|"
+    + USER_ACTION_TEXT
 )
 
 RULES: tuple[Rule, ...] = (

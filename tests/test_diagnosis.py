@@ -53,6 +53,21 @@ def _f(status=400, error="", text="", grant="exchange", flavor=1, html=False, re
         (_f(status=429, error="slow_down", grant="refresh"), Key.RATE_LIMITED),
         (_f(error="unauthorized_client", grant="client_credentials"), Key.UNAUTHORIZED_CLIENT),
         (_f(error="invalid_scope", grant="client_credentials"), Key.INVALID_SCOPE),
+        # Salesforce: client credentials refused as invalid_grant is an App setting.
+        (
+            _f(error="invalid_grant", text="authentication failure", grant="client_credentials"),
+            Key.UNAUTHORIZED_CLIENT,
+        ),
+        # Slack oauth.v2.access: invalid_auth / not_authed name the client's authentication.
+        (_f(status=200, error="invalid_auth"), Key.BAD_CLIENT_CREDENTIALS),
+        (_f(status=200, error="not_authed", grant="refresh"), Key.BAD_CLIENT_CREDENTIALS),
+        # Only the user can cure it, then authorize again.
+        (_f(status=200, error="unverified_user_email"), Key.CODE_REJECTED),
+        (_f(error="access_denied", text="The account must be verified first"), Key.CODE_REJECTED),
+        (
+            _f(error="invalid_request", text="The user must complete MFA", grant="refresh"),
+            Key.REFRESH_TOKEN_REVOKED,
+        ),
     ],
 )
 def test_classify_reply(facts, key):
