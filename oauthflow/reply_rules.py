@@ -169,7 +169,15 @@ CLIENT_TEXT = (
     r"\binvalid client\b|client (id|secret|credentials?|authentication)\b.{0,40}"
     r"(invalid|incorrect|wrong|failed|not (found|valid)|unknown|mismatch)|"
     r"(invalid|incorrect|wrong|unknown|bad) client[ _](id|secret|credentials?)|"
-    r"error validating client secret|client authentication failed|AADSTS7000215|AADSTS700016"
+    r"error validating client secret|client authentication failed|AADSTS7000215|AADSTS700016|"
+    # credentials not found where the app looked: another flavor sends them elsewhere
+    r"credentials (are |were )?(missing|required|not (provided|found|sent))|"
+    r"missing (valid )?(authori[sz]ation header|client credentials|credentials)|"
+    r"client was not identified|\bunknown_client\b"
+)
+SCOPE_TEXT = (
+    r"\bscopes? (is |are )?(invalid|unknown|not (allowed|valid|supported|permitted))\b|"
+    r"\b(invalid|unknown|unsupported) scopes?\b"
 )
 DEAD_CODE_TEXT = (
     r"(authori[sz]ation |verification |auth )?code\b.{0,60}(expired|used|redeemed|invalid|"
@@ -247,8 +255,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         G.BAD_CLIENT_CREDENTIALS,
         O.NEXT_FLAVOR,
-        "Keycloak: unauthorized_client 'Invalid client secret'",
-        codes=_codes("unauthorized_client", "invalid_request", "access_denied", ""),
+        "Keycloak: unauthorized_client 'Invalid client secret'; X: 'Missing valid "
+        "authorization header'; HubSpot: status 'error', credentials missing",
+        codes=_codes("unauthorized_client", "invalid_request", "access_denied", "error", ""),
         text=CLIENT_TEXT,
     ),
     # --- format: this flavor's body could not be read
@@ -265,6 +274,14 @@ RULES: tuple[Rule, ...] = (
         "invalid_request naming grant_type or the body type",
         codes=_codes("invalid_request", ""),
         text=FORMAT_TEXT,
+    ),
+    # --- a scope refused in other words (Strava's errors list: Authorize scope invalid)
+    Rule(
+        G.INVALID_SCOPE,
+        O.WRONG_ENDPOINT,
+        "invalid scope named in the text, any code",
+        text=SCOPE_TEXT,
+        statuses=(200, 499),
     ),
     # --- the grant is dead: a spent code or a revoked refresh token (one request)
     Rule(

@@ -68,6 +68,26 @@ def _f(status=400, error="", text="", grant="exchange", flavor=1, html=False, re
             _f(error="invalid_request", text="The user must complete MFA", grant="refresh"),
             Key.REFRESH_TOKEN_REVOKED,
         ),
+        # Credentials not found where the app looked: another flavor sends them elsewhere.
+        (
+            _f(error="error", text="Any of the listed authentication credentials are missing"),
+            Key.BAD_CLIENT_CREDENTIALS,
+        ),
+        (
+            _f(status=401, error="unauthorized_client", text="Missing valid authorization header"),
+            Key.BAD_CLIENT_CREDENTIALS,
+        ),
+        (
+            _f(
+                status=401,
+                error="unauthorized_client",
+                text="UNKNOWN_CLIENT: Client was not identified by any client authenticator",
+            ),
+            Key.BAD_CLIENT_CREDENTIALS,
+        ),
+        # A scope refused in other words (Strava's errors list).
+        (_f(error="invalid", text="Bad Request Authorize scope invalid"), Key.INVALID_SCOPE),
+        (_f(error="", text="Unknown scope: widgets:write", grant="refresh"), Key.INVALID_SCOPE),
     ],
 )
 def test_classify_reply(facts, key):
