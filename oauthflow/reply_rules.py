@@ -156,7 +156,16 @@ USER_ACTION_TEXT = (
     r"\b(user|account) (must|has to|needs to|is required to)\b|"
     r"\b(unverified|unconfirmed) (user|account|e-?mail)\b"
 )
-FORMAT_TEXT = r"grant_type|content[- ]?type|media type|(malformed|invalid|unreadable) (json|body)"
+FORMAT_TEXT = (
+    r"grant_type|content[- ]?type|media type|(malformed|invalid|unreadable) (json|body)|"
+    r"malformed request"  # Amazon LWA: parameters not sent as a form body
+)
+# A code named as expired or spent, even among other suspects (LinkedIn: "appid/redirect
+# uri/code verifier does not match ... Or authorization code expired").
+SPENT_CODE_TEXT = (
+    r"\b(authori[sz]ation |auth |verification )?code (is |has |was )?(already )?(been )?"
+    r"(expired|used|redeemed)\b"
+)
 TOO_EARLY_TEXT = (
     r"\bnot (yet )?expired\b|\bhas not (yet )?expired\b|\btoo (early|soon)\b|"
     r"\bstill (valid|active)\b|\bnot yet eligible\b|\bbefore (it|the (access )?token) expires\b"
@@ -235,6 +244,15 @@ RULES: tuple[Rule, ...] = (
         O.WRONG_ENDPOINT,
         "GitHub, Google, Slack, HubSpot codes",
         codes=REDIRECT_CODES,
+    ),
+    Rule(
+        G.CODE_REJECTED,
+        O.GRANT_DEAD,
+        "a code named expired or used (no redirect error code), even when the redirect "
+        "URI is also suspected (LinkedIn); we send the redirect URI we authorized with",
+        text=SPENT_CODE_TEXT,
+        statuses=(200, 499),
+        grants=frozenset({EXCHANGE}),
     ),
     Rule(
         G.REDIRECT_URI_MISMATCH,

@@ -85,6 +85,18 @@ def _f(status=400, error="", text="", grant="exchange", flavor=1, html=False, re
             ),
             Key.BAD_CLIENT_CREDENTIALS,
         ),
+        # A code named expired among other suspects (LinkedIn) is spent.
+        (
+            _f(
+                error="invalid_request",
+                text="appid/redirect uri/code verifier does not match authorization code. "
+                "Or authorization code expired.",
+            ),
+            Key.CODE_REJECTED,
+        ),
+        (_f(status=200, text="The code has already been used"), Key.CODE_REJECTED),
+        # Amazon LWA: "Malformed request" on a form flavor is the body format.
+        (_f(error="invalid_request", text="Malformed request"), Key.FORMAT_REJECTED),
         # A scope refused in other words (Strava's errors list).
         (_f(error="invalid", text="Bad Request Authorize scope invalid"), Key.INVALID_SCOPE),
         (_f(error="", text="Unknown scope: widgets:write", grant="refresh"), Key.INVALID_SCOPE),

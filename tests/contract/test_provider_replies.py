@@ -43,7 +43,8 @@ def test_every_row_is_complete_and_unique():
     for row in ROWS:
         assert {"provider", "source", "grant", "status", "body", "outcome", "key"} <= set(row)
         assert row["grant"] in ("exchange", "refresh", "client_credentials"), row["id"]
-        assert row["source"] and row["provider"], row["id"]
+        assert row["source"], row["id"]
+        assert row["provider"], row["id"]
         Outcome(row["outcome"])
         assert row["key"] == "" or Key(row["key"]), row["id"]
 
@@ -131,7 +132,7 @@ def test_provider_reply(row: dict[str, Any]) -> None:
     # outcome, except when only the whole chain concludes it: six refusals that each
     # said "next flavor" (all 5xx on flavors never seen to work conclude transient).
     assert all(record.outcome == Outcome.NEXT_FLAVOR for record in records[:-1])
-    if sent == 1 or outcome.ends_chain and outcome is not Outcome.TRANSIENT:
+    if sent == 1 or (outcome.ends_chain and outcome is not Outcome.TRANSIENT):
         assert records[-1].outcome == outcome
     else:
         assert records[-1].outcome in (outcome, Outcome.NEXT_FLAVOR)
