@@ -97,6 +97,11 @@ def _fleet(portal: Portal) -> None:
         expires_at=timezone.now() + timedelta(hours=2),
         refresh_at=None,
     )
+    _connected(
+        Customer.objects.create(name="Pied Piper"),
+        widgets,
+        refresh_token_expires_at=timezone.now() + timedelta(days=2),
+    )
     heartbeat_beat()
 
 
@@ -136,12 +141,15 @@ def test_the_health_dashboard_shows_who_is_broken_and_why(
     expect(failures.get_by_role("row").filter(has_text="Globex")).to_contain_text("400")
     expiring = page.locator(".module", has=page.get_by_role("heading", name="Will expire"))
     expect(expiring.get_by_role("row").filter(has_text="Hooli")).to_have_count(1)
+    lapsing = page.locator(".module", has=page.get_by_role("heading", name="lapse soon"))
+    expect(lapsing.get_by_role("row").filter(has_text="Pied Piper")).to_have_count(1)
     by_app = page.locator(".module", has=page.get_by_role("heading", name="By App"))
     sandbox_row = by_app.get_by_role("row").filter(
         has=page.get_by_role("cell", name="Sandbox", exact=True)
     )
-    # App, config variables, connected (Acme, Hooli), broken (Initech, Globex, Umbrella).
-    expect(sandbox_row.get_by_role("cell")).to_have_text(["Sandbox", "5", "2", "3"])
+    # App, config variables, connected (Acme, Hooli, Pied Piper), broken (Initech,
+    # Globex, Umbrella).
+    expect(sandbox_row.get_by_role("cell")).to_have_text(["Sandbox", "6", "3", "3"])
     shot(page, "17-admin-dashboard")
 
 

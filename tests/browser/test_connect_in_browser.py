@@ -95,16 +95,16 @@ def test_refused_consent_says_so_in_plain_words(
 
     expect(page).to_have_url(f"{portal.url}/")
     message = page.locator(".messages .error")
-    expect(message).to_contain_text("Access was not granted")
+    expect(message).to_contain_text("You declined access")
     expect(message).to_contain_text("nothing was connected")
     card = connection_card(page)
-    expect(card.locator(".status")).to_have_text("Not connected")
-    expect(button(card, "Try again")).to_be_visible()
+    expect(card.locator(".status")).to_have_text("You declined")
+    expect(button(card, "Connect")).to_be_visible()
     expect(button(card, "Disconnect")).to_have_count(0)  # nothing to disconnect
     no_technical_details(page)
     check_portal_page(page)
     shot(page, "07-consent-refused")
     cv = ConfigVariable.objects.get(customer=portal.customer, connection=portal.connection)
-    assert cv.status == Status.ERROR
+    assert cv.status == Status.PENDING  # the customer's choice, not an error to fix
     assert cv.diagnosis == "callback_access_denied"
     assert cv.access_token is None
