@@ -213,14 +213,23 @@ def _refresh_token_expiry(
 
 
 def _schedule(
-    *, token: TokenResponse, issued_at: datetime, renewable: bool, refresh_expiry: datetime | None
+    *,
+    token: TokenResponse,
+    issued_at: datetime,
+    renewable: bool,
+    refresh_expiry: datetime | None,
+    renewed: bool,
 ) -> tuple[datetime | None, datetime | None]:
     """``(expires_at, refresh_at)`` for a token issued at ``issued_at`` (UTC).
 
-    ``expires_in`` 0 with something to renew with means already expired: renew at once.
-    Renewable connections renew at least every ``RENEWAL_MAX_IDLE`` seconds (many apps
-    expire refresh tokens that sit unused) and before a known refresh-token expiry."""
+    ``expires_in`` 0 with something to renew with means already expired: renew at once;
+    a renewal (``renewed``) answered 0 again means the app says 0 for "unknown", which
+    is then treated as no lifetime, not renewed in a loop. Renewable connections renew
+    at least every ``RENEWAL_MAX_IDLE`` seconds (many apps expire refresh tokens that
+    sit unused) and before a known refresh-token expiry."""
     expires_in = token.expires_in
+    if expires_in == 0 and renewed:
+        expires_in = None
     expires_at = refresh_at = None
     if expires_in is not None:
         expires_at = issued_at + timedelta(seconds=expires_in - _expiry_margin(expires_in))
@@ -256,7 +265,11 @@ def token_changes(
     renewable = has_refresh or config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
     refresh_expiry = _refresh_token_expiry(config_variable, token, now) if has_refresh else None
     expires_at, refresh_at = _schedule(
-        token=token, issued_at=now, renewable=renewable, refresh_expiry=refresh_expiry
+        token=token,
+        issued_at=now,
+        renewable=renewable,
+        refresh_expiry=refresh_expiry,
+        renewed=config_variable.status in (Status.CONNECTED, Status.FAILING),
     )
     granted = scope.replace(",", " ") if scope is not None else None
     warnings = token_warnings(

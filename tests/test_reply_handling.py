@@ -181,6 +181,21 @@ def test_a_refresh_returning_the_same_tokens_is_a_successful_no_op():
     assert cv.last_error == ""
 
 
+@responses.activate
+def test_a_renewal_answered_expires_in_zero_again_is_not_renewed_in_a_loop(settings):
+    cv = _connected()
+    responses.post(
+        TOKEN_URL, json={"access_token": "new-access", "refresh_token": "r2", "expires_in": 0}
+    )
+    config_variable_renew(config_variable_id=cv.pk)
+    cv.refresh_from_db()
+    assert cv.expires_at is None  # "0" on every reply: the app gives no lifetime
+    idle = (cv.refresh_at - cv.refreshed_at).total_seconds()
+    assert idle == settings.RENEWAL_MAX_IDLE
+    with responses.RequestsMock():  # no request: the token is served as it is
+        assert get_access_token(config_variable_id=cv.pk).access_token == "new-access"
+
+
 # --- 5. "too early" ----------------------------------------------------------------
 
 
