@@ -7,15 +7,18 @@ are encrypted at rest by django-fernet-encrypted-fields with ``FIELD_ENCRYPTION_
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from connections.fields import SecretField
+from oauthflow import inputs
 from oauthflow.netguard import scheme_problem
 
 
@@ -40,8 +43,11 @@ OFFLINE_SCOPE = "offline_access"
 
 
 def _validate_endpoint_url(value: str) -> None:
-    """https only; http for loopback hosts when OAUTH_ALLOW_HTTP_LOOPBACK is on."""
-    problem = scheme_problem(value)
+    """A URL (its ``{input}`` placeholders stand for customer inputs): https only; http
+    for loopback hosts when OAUTH_ALLOW_HTTP_LOOPBACK is on."""
+    sample = inputs.render(value, defaultdict(lambda: inputs.SAMPLE_VALUE))
+    URLValidator(schemes=["http", "https"])(sample)
+    problem = scheme_problem(sample)
     if problem:
         raise ValidationError(problem)
 
@@ -106,11 +112,11 @@ class App(models.Model):
     grant_type = models.CharField(
         max_length=32, choices=GrantType.choices, default=GrantType.AUTHORIZATION_CODE
     )
-    authorize_url = models.URLField(
+    authorize_url = models.CharField(
         max_length=2000, blank=True, validators=[_validate_endpoint_url]
     )
-    token_url = models.URLField(max_length=2000, validators=[_validate_endpoint_url])
-    revocation_url = models.URLField(
+    token_url = models.CharField(max_length=2000, validators=[_validate_endpoint_url])
+    revocation_url = models.CharField(
         max_length=2000,
         blank=True,
         validators=[_validate_endpoint_url],
@@ -165,6 +171,39 @@ class App(models.Model):
         choices=[(n, f"Flavor {n}") for n in range(1, 7)],
         help_text="Try only this flavor (the guide's numbering). Blank: try all six.",
     )
+    # Where the App came from: a preset (oauthflow.presets) and/or discovery (RFC 8414).
+    preset = models.CharField(max_length=64, blank=True, help_text="The preset it was made from.")
+    docs_url = models.URLField(max_length=2000, blank=True, help_text="The app's OAuth docs.")
+    customer_inputs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Values each customer types before Connect, e.g. [{"name": "subdomain", '
+        '"label": "Your subdomain", "help": "…", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}]; '
+        "URLs and extra parameters use them as {subdomain}.",
+    )
+    allowed_host_suffix = models.CharField(
+        max_length=253,
+        blank=True,
+        help_text="With customer inputs: every URL's host must end with this domain "
+        "(e.g. zendesk.com).",
+    )
+    reply_metadata = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Token-reply fields integrations get with the token (e.g. instance_url); "
+        "blank: every non-secret field.",
+    )
+    callback_metadata = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Callback query parameters to keep (e.g. realmId).",
+    )
+    discovery_url = models.URLField(max_length=2000, blank=True, editable=False)
+    discovered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    discovered_metadata = models.JSONField(default=dict, blank=True, editable=False)
+    # The last App check: one row per flavor tried with a deliberately invalid code.
+    check_results = models.JSONField(default=list, blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -190,6 +229,13 @@ class App(models.Model):
             problem = _flat_mapping_problem(getattr(self, name), header=name.endswith("headers"))
             if problem:
                 errors[name] = problem
+        shape = inputs.shape_problems(
+            urls=inputs.templated_texts(self),
+            inputs=self.customer_inputs or [],
+            suffix=self.allowed_host_suffix,
+        )
+        if shape:
+            errors["customer_inputs"] = " ".join(shape)
         if errors:
             raise ValidationError(errors)
 
@@ -325,6 +371,12 @@ class ConfigVariable(models.Model):
     # The redirect_uri sent at authorize, sent again byte for byte at the token step
     # (RFC 6749 §4.1.3), whatever the settings say by then.
     flow_redirect_uri = models.CharField(max_length=2000, blank=True, editable=False)
+    customer_inputs = models.JSONField(
+        default=dict, blank=True, help_text="What the customer typed before Connect."
+    )
+    callback_metadata = models.JSONField(
+        default=dict, blank=True, help_text="Values the app sent on the callback (realmId)."
+    )
     pending_code = SecretField(blank=True, null=True)
     code_verifier = SecretField(blank=True, null=True)
     # Renewal claim: the worker holding lease_token may spend the refresh token until

@@ -265,12 +265,19 @@ def parse_token(
     )
 
 
+# Token types that are HTTP authentication schemes of their own (RFC 9449 DPoP, the
+# MAC draft): handed on as sent. Anything else is used as a bearer token.
+OWN_SCHEMES = frozenset({"dpop", "mac", "pop"})
+
+
 def bearer_type(token_type: str | None) -> str:
     """The ``token_type`` to hand integrations: ``Bearer`` for any spelling of bearer
-    (some apps answer ``bearer`` yet refuse ``Authorization: bearer …``), else as sent."""
-    if not token_type or token_type.lower() == "bearer":
-        return "Bearer"
-    return token_type
+    (some apps answer ``bearer`` yet refuse ``Authorization: bearer …``) and for labels
+    that are not HTTP schemes (Slack's ``user`` and ``bot`` tokens are sent as
+    ``Bearer``); DPoP and MAC tokens keep their type."""
+    if token_type and token_type.strip().lower() in OWN_SCHEMES:
+        return token_type.strip()
+    return "Bearer"
 
 
 def parse_token_response(reply: HttpReply, *, token_path: str = "") -> TokenResponse:
