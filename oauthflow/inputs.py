@@ -101,9 +101,8 @@ def validate(app: Any, values: Mapping[str, object]) -> dict[str, str]:
         for name in ("authorize_url", "token_url", "revocation_url"):
             url = getattr(app, name, "") or ""
             if url and placeholders(url) and not host_allowed(render(url, cleaned), suffix):
-                errors["__all__"] = (
-                    f"These values would send requests outside {suffix or "the App's domain"}."
-                )
+                domain = suffix or "the App's domain"
+                errors["__all__"] = f"These values would send requests outside {domain}."
     if errors:
         raise InvalidCustomerInput(errors)
     return cleaned
