@@ -26,6 +26,7 @@ from connections.models import (
     StatusTransition,
 )
 from connections.notifications import notify_transition
+from oauthflow import inputs
 from oauthflow.diagnosis import explain
 from oauthflow.redaction import storable
 from oauthflow.tokens import TokenResponse
@@ -38,6 +39,19 @@ def config_variable_get_or_create(*, customer: Customer, connection: Connection)
     config_variable, _ = ConfigVariable.objects.get_or_create(
         customer=customer, connection=connection
     )
+    return config_variable
+
+
+def config_variable_set_inputs(
+    *, config_variable: ConfigVariable, values: dict[str, object]
+) -> ConfigVariable:
+    """Check the customer's inputs against the App (``oauthflow.inputs.validate``) and
+    keep them on the ConfigVariable; renewals use the same values. Raises
+    ``InvalidCustomerInput`` (nothing is saved)."""
+    cleaned = inputs.validate(config_variable.connection.app, values)
+    if cleaned != config_variable.customer_inputs:
+        config_variable.customer_inputs = cleaned
+        config_variable.save(update_fields=["customer_inputs", "updated_at"])
     return config_variable
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -33,6 +34,22 @@ class AccessToken:
     token_type: str
     expires_at: datetime | None
     scopes: str
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def token_metadata(config_variable: ConfigVariable) -> dict[str, dict[str, Any]]:
+    """What an integration needs beside the token, never a secret: the customer's
+    inputs (``inputs``), values the app sent on the callback (``callback``, e.g.
+    QuickBooks' ``realmId``) and reply metadata (``reply``, e.g. Salesforce's
+    ``instance_url``; only the App's ``reply_metadata`` fields when it names some)."""
+    keep = config_variable.connection.app.reply_metadata or []
+    extra = config_variable.token_extra or {}
+    reply = {name: extra[name] for name in keep if name in extra} if keep else dict(extra)
+    return {
+        "inputs": dict(config_variable.customer_inputs or {}),
+        "callback": dict(config_variable.callback_metadata or {}),
+        "reply": reply,
+    }
 
 
 def effective_min_valid(config_variable: ConfigVariable, min_valid_seconds: float) -> float:
@@ -58,6 +75,7 @@ def _token(config_variable: ConfigVariable) -> AccessToken:
         token_type=bearer_type(config_variable.token_type),
         expires_at=config_variable.expires_at,
         scopes=config_variable.scopes_granted,
+        metadata=token_metadata(config_variable),
     )
 
 
@@ -95,7 +113,9 @@ def get_access_token(
     """
     deadline = time.monotonic() + wait_seconds
     while True:
-        config_variable = ConfigVariable.objects.get(pk=config_variable_id)
+        config_variable = ConfigVariable.objects.select_related("connection__app").get(
+            pk=config_variable_id
+        )
         if config_variable.status not in RENEWABLE_STATUSES:
             raise ReauthorizationRequired(
                 f"The connection is not connected ({config_variable.status}); the customer "
@@ -156,7 +176,9 @@ def report_rejected_token(
     """
     deadline = time.monotonic() + wait_seconds
     while True:
-        config_variable = ConfigVariable.objects.get(pk=config_variable_id)
+        config_variable = ConfigVariable.objects.select_related("connection__app").get(
+            pk=config_variable_id
+        )
         if config_variable.status not in RENEWABLE_STATUSES:
             raise ReauthorizationRequired(
                 f"The connection is not connected ({config_variable.status}).",

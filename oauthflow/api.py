@@ -63,6 +63,7 @@ def _token_response(fetch: Callable[[], AccessToken]) -> JsonResponse:
             "token_type": token.token_type,
             "expires_at": token.expires_at.isoformat() if token.expires_at else None,
             "scope": token.scopes,
+            "metadata": token.metadata,
         }
     )
     response["Cache-Control"] = "no-store"  # RFC 6749 §5.1

@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from django.conf import settings
 
 from connections.models import OFFLINE_SCOPE, App, OfflineStrategy
+from oauthflow import inputs
 
 OFFLINE_PARAMS = {
     OfflineStrategy.ACCESS_TYPE_OFFLINE: ("access_type", "offline"),
@@ -58,10 +60,13 @@ def authorize_url_build(
     state: str,
     code_verifier: str | None = None,
     redirect_uri: str | None = None,
+    values: Mapping[str, str] | None = None,
 ) -> str:
     """The URL to send the customer's browser to. ``prompt=consent`` goes with a request
     for offline access when the App says so (OIDC Core §11: OpenID Connect servers grant
-    ``offline_access`` only with it; Google issues a refresh token only on consent)."""
+    ``offline_access`` only with it; Google issues a refresh token only on consent).
+    ``values`` are the customer's inputs (``oauthflow.inputs``); raises
+    ``InvalidCustomerInput`` when the URL needs them and they are missing or refused."""
     params: dict[str, str] = {
         "response_type": "code",
         app.client_id_param or "client_id": app.client_id,
@@ -78,7 +83,8 @@ def authorize_url_build(
         params[name] = value
     if app.prompt_consent and asks_offline(app, scopes):
         params["prompt"] = "consent"
-    for name, value in (app.extra_authorize_params or {}).items():
-        params.setdefault(str(name), str(value))
-    separator = "&" if "?" in app.authorize_url else "?"
-    return f"{app.authorize_url}{separator}{urlencode(params)}"
+    for name, value in inputs.params(app, app.extra_authorize_params, values).items():
+        params.setdefault(name, value)
+    base = inputs.endpoint(app, "authorize_url", values)
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}{urlencode(params)}"

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from connections.models import App, ConfigVariable
-from oauthflow import client
+from oauthflow import client, inputs
 from oauthflow.client import HttpReply, TransportError
 from oauthflow.exceptions import ProviderError, provider_error
 from oauthflow.flavors import BodyFormat, Flavor, build_token_request, flavor_order
@@ -88,6 +88,7 @@ class _ChainRun:
     fields: dict[str, str]
     chain_id: uuid.UUID
     sink: list[TokenRequest] | None = None  # collect unsaved, for one bulk INSERT
+    token_url: str = ""  # the App's token URL with the customer's inputs filled in
 
     @property
     def secrets(self) -> tuple[str | None, ...]:
@@ -113,7 +114,7 @@ class _ChainRun:
             config_variable=self.config_variable,
             kind=self.kind,
             flavor=flavor.number,
-            url=self.app.token_url,
+            url=self.token_url,
             request_headers=redact_headers(headers),
             request_body=_redacted_body(flavor, self.app.client_id, redacted_fields, params),
             status_code=reply.status if reply else None,
@@ -208,7 +209,18 @@ def run_token_chain(
     ``retry_after`` seconds; ``ReauthorizationRequired`` when the grant is dead), its
     ``diagnosis`` a ``Key`` and its ``outcome`` set.
     """
-    run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4(), records)
+    values = config_variable.customer_inputs if config_variable is not None else None
+    try:
+        token_url = inputs.endpoint(app, "token_url", values)
+    except inputs.InvalidCustomerInput as exc:
+        raise provider_error(
+            f"The customer's inputs do not make a valid token URL: {exc}",
+            outcome=Outcome.WRONG_ENDPOINT,
+            url=app.token_url,
+            diagnosis=Key.INVALID_CUSTOMER_INPUT,
+            answered=False,
+        ) from exc
+    run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4(), records, token_url)
     verdicts: list[Verdict] = []
     for number, flavor in enumerate(
         flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor), start=1
@@ -231,7 +243,7 @@ def run_token_chain(
         )
         sent_at = time.time()
         try:
-            reply = client.post(app.token_url, headers=headers, body=spec.body)
+            reply = client.post(token_url, headers=headers, body=spec.body)
         except TransportError as exc:
             verdict = classify_transport(exc.kind, flavor=flavor.number, text=str(exc))
             run.record(
@@ -286,7 +298,7 @@ def _chain_error(app: App, run: _ChainRun, verdicts: list[Verdict]) -> ProviderE
     return provider_error(
         redact_text(message, run.secrets),
         outcome=concluded.outcome,
-        url=app.token_url,
+        url=run.token_url,
         status=concluded.verdict.status,
         error=concluded.verdict.error,
         retry_after=concluded.verdict.retry_after,

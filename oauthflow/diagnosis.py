@@ -176,6 +176,13 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
         "calls the API host the app expects (say the reply's instance_url).",
         "The app refuses access with this connection. " + _ADMIN,
     ),
+    "invalid_customer_input": (
+        "The values the customer typed before Connect do not make a valid URL for this "
+        "App.{detail}",
+        "Check the App's customer inputs, their patterns and its allowed host suffix; the "
+        "customer can connect again with corrected values.",
+        "The details you entered for this app look wrong. Please press Connect and check them.",
+    ),
     "rejected": (
         "The app rejected the token request.{detail}",
         "Read the reply in the token requests below and replay it with copy-as-curl.",

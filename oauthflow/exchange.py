@@ -26,11 +26,13 @@ from oauthflow.grants import authorization_code_fields
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.models import TokenRequestKind
 from oauthflow.outcomes import Key, Outcome, classify_callback_error
+from oauthflow.redaction import storable
 from oauthflow.state import state_consume, state_issue
 
 logger = logging.getLogger(__name__)
 
 MAX_CODE_LENGTH = 4096
+MAX_METADATA_LENGTH = 200  # characters kept of a callback value (realmId is ~20)
 
 
 def authorization_start(*, session: SessionBase, config_variable: ConfigVariable) -> str:
@@ -69,6 +71,7 @@ def authorization_start(*, session: SessionBase, config_variable: ConfigVariable
         state=state.value,
         code_verifier=verifier,
         redirect_uri=redirect_uri,
+        values=config_variable.customer_inputs,
     )
 
 
@@ -118,12 +121,19 @@ def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> Confi
     code = params.get("code", "")
     if not code or len(code) > MAX_CODE_LENGTH:
         raise FlowError("The app sent no usable authorization code back.")
+    kept = config_variable.connection.app.callback_metadata or []
+    metadata = {
+        name: storable(params[name])[:MAX_METADATA_LENGTH]
+        for name in kept
+        if isinstance(name, str) and params.get(name)
+    }
     return config_variable_transition(
         config_variable=config_variable,
         to_status=config_variable.status if working else Status.EXCHANGING,
         reason="The customer consented; exchanging the code for tokens.",
         pending_code=code,
         flow_nonce="",
+        callback_metadata=metadata or config_variable.callback_metadata,
     )
 
 

@@ -8,14 +8,18 @@ with every grant, refresh included; the grant's own fields win over them.
 from __future__ import annotations
 
 from connections.models import App, ConfigVariable, GrantType
+from oauthflow import inputs
 from oauthflow.authorize import callback_url, scope_string
 from oauthflow.exceptions import ReauthorizationRequired
 from oauthflow.models import TokenRequestKind
 from oauthflow.outcomes import Key
 
 
-def _with_extras(app: App, fields: dict[str, str]) -> dict[str, str]:
-    extras = {str(name): str(value) for name, value in (app.extra_token_params or {}).items()}
+def _with_extras(
+    app: App, fields: dict[str, str], config_variable: ConfigVariable | None = None
+) -> dict[str, str]:
+    values = config_variable.customer_inputs if config_variable is not None else None
+    extras = inputs.params(app, app.extra_token_params, values)
     return {**fields, **{name: value for name, value in extras.items() if name not in fields}}
 
 
@@ -32,13 +36,18 @@ def authorization_code_fields(config_variable: ConfigVariable) -> dict[str, str]
             "code": config_variable.pending_code or "",
             "code_verifier": config_variable.code_verifier or "",
         },
+        config_variable,
     )
 
 
-def client_credentials_fields(app: App, scopes: list[str]) -> dict[str, str]:
+def client_credentials_fields(
+    app: App, scopes: list[str], config_variable: ConfigVariable | None = None
+) -> dict[str, str]:
     """A client-credentials token request for ``scopes``."""
     return _with_extras(
-        app, {"grant_type": GrantType.CLIENT_CREDENTIALS, "scope": scope_string(app, scopes)}
+        app,
+        {"grant_type": GrantType.CLIENT_CREDENTIALS, "scope": scope_string(app, scopes)},
+        config_variable,
     )
 
 
@@ -49,7 +58,7 @@ def renewal_fields(config_variable: ConfigVariable) -> tuple[str, dict[str, str]
     connection = config_variable.connection
     if connection.grant_type == GrantType.CLIENT_CREDENTIALS:
         return TokenRequestKind.CLIENT_CREDENTIALS, client_credentials_fields(
-            connection.app, connection.effective_scopes
+            connection.app, connection.effective_scopes, config_variable
         )
     if not config_variable.refresh_token:
         raise ReauthorizationRequired(
@@ -60,4 +69,5 @@ def renewal_fields(config_variable: ConfigVariable) -> tuple[str, dict[str, str]
     return TokenRequestKind.REFRESH, _with_extras(
         connection.app,
         {"grant_type": "refresh_token", "refresh_token": config_variable.refresh_token},
+        config_variable,
     )

@@ -91,6 +91,7 @@ class Key(StrEnum):
     NO_REFRESH_TOKEN = "no_refresh_token"
     TOO_EARLY = "too_early"
     ACCESS_TOKEN_REJECTED = "access_token_rejected"
+    INVALID_CUSTOMER_INPUT = "invalid_customer_input"
     REJECTED = "rejected"
     # Errors the app sends back to the callback (RFC 6749 §4.1.2.1).
     CALLBACK_ACCESS_DENIED = "callback_access_denied"
@@ -135,6 +136,7 @@ KEY_OUTCOMES: dict[Key, Outcome] = {
     Key.NO_REFRESH_TOKEN: Outcome.GRANT_DEAD,
     Key.TOO_EARLY: Outcome.BENIGN,
     Key.ACCESS_TOKEN_REJECTED: Outcome.WRONG_ENDPOINT,
+    Key.INVALID_CUSTOMER_INPUT: Outcome.WRONG_ENDPOINT,
     Key.CALLBACK_SERVER_ERROR: Outcome.TRANSIENT,
     Key.CALLBACK_TEMPORARILY_UNAVAILABLE: Outcome.TRANSIENT,
     Key.CALLBACK_ACCESS_DENIED: Outcome.BENIGN,

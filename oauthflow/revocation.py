@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from connections.models import ConfigVariable
 from connections.services import config_variable_disconnect
-from oauthflow import client
+from oauthflow import client, inputs
 from oauthflow.client import TransportError
 from oauthflow.flavors import FLAVORS_BY_NUMBER, BodyFormat, Flavor, build_token_request
 from oauthflow.models import TokenRequest, TokenRequestKind
@@ -39,6 +39,10 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
     token = config_variable.refresh_token or config_variable.access_token
     if not app.revocation_url or not token:
         return False
+    try:
+        revocation_url = inputs.endpoint(app, "revocation_url", config_variable.customer_inputs)
+    except inputs.InvalidCustomerInput:
+        return False
     hint = "refresh_token" if config_variable.refresh_token else "access_token"
     fields = {"token": token, "token_type_hint": hint}
     flavor = _form_flavor(app.pinned_flavor or app.preferred_flavor)
@@ -57,7 +61,7 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
         config_variable=config_variable,
         kind=TokenRequestKind.REVOCATION,
         flavor=flavor.number,
-        url=app.revocation_url,
+        url=revocation_url,
         request_headers=redact_headers(spec.headers),
         request_body=build_token_request(
             flavor,
@@ -69,7 +73,7 @@ def config_variable_revoke(*, config_variable: ConfigVariable) -> bool:
         ).body.decode(),
     )
     try:
-        reply = client.post(app.revocation_url, headers=spec.headers, body=spec.body)
+        reply = client.post(revocation_url, headers=spec.headers, body=spec.body)
     except TransportError as exc:
         record.outcome = classify_transport(exc.kind).outcome
         record.error, record.message = exc.kind, str(exc)
