@@ -43,7 +43,8 @@ def _inputs_form(
         }
         for item in inputs.declared(connection.app)
     ]
-    context = {"connection": connection, "fields": fields, "errors": errors}
+    overall = errors.get("__all__", "")
+    context = {"connection": connection, "fields": fields, "overall_error": overall}
     return render(request, "oauthflow/customer_inputs.html", context, status=status)
 
 
