@@ -24,7 +24,6 @@ from oauthflow.records import app_test_client_credentials, last_failed_chain
 from oauthflow.replay import postman_collection
 
 
-
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
     form = AppForm

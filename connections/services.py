@@ -255,9 +255,12 @@ def _schedule(
             )
     if renewable:
         latest = issued_at + timedelta(seconds=settings.RENEWAL_MAX_IDLE)
-        if refresh_expiry is not None:
-            lifetime = (refresh_expiry - issued_at).total_seconds()
-            latest = min(latest, refresh_expiry - timedelta(seconds=max(lifetime / 10, 0)))
+        lifetime = token.refresh_token_expires_in
+        if refresh_expiry is not None and lifetime:
+            # A refresh token just issued with a lifetime: renew before it lapses (apps
+            # that rotate then issue a fresh one). A kept one is not chased: renewing
+            # cannot extend it, and the sweep warns before it lapses.
+            latest = min(latest, refresh_expiry - timedelta(seconds=lifetime / 10))
         refresh_at = min(refresh_at, latest) if refresh_at else latest
     return expires_at, refresh_at
 

@@ -19,7 +19,7 @@ from connections.models import RENEWABLE_STATUSES, ConfigVariable, Status
 from connections.services import config_variable_transition
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.outcomes import Key, Outcome
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variable_renew, token_still_works
 from oauthflow.tokens import bearer_type
 
 POLL_SECONDS = 0.05
@@ -91,7 +91,7 @@ def _held_as_too_early(config_variable: ConfigVariable) -> bool:
     token is served as it is (asking again would get the same answer)."""
     return (
         Key.of(config_variable.diagnosis).outcome is Outcome.BENIGN
-        and bool(config_variable.access_token)
+        and token_still_works(config_variable)
         and config_variable.refresh_at is not None
         and config_variable.refresh_at > timezone.now()
     )
@@ -187,23 +187,34 @@ def report_rejected_token(
         current = fingerprint(config_variable.access_token)
         if current != token_fingerprint:
             return get_access_token(config_variable_id=config_variable_id)
+        backoff = _backoff_left(config_variable)
+        if backoff:
+            # A renewal failed just now (maybe this report's): the app must not be hammered.
+            raise ProviderUnavailable(
+                f"Renewal is backing off after a failure: {config_variable.last_error}",
+                diagnosis=config_variable.diagnosis,
+                retry_after=backoff,
+            )
         if config_variable.forced_renewal_fingerprint == current:
             _record_second_rejection(config_variable)
             raise AccessTokenRejected(
-                "The app rejected a token renewed after an earlier rejection; not renewing "
-                "again. Check the connection's scopes and the app-side permissions.",
+                "The app rejected a token renewed (or kept) after an earlier rejection; not "
+                "renewing again. Check the connection's scopes and the app-side permissions.",
                 diagnosis=Key.ACCESS_TOKEN_REJECTED,
             )
         renewed = config_variable_renew(config_variable_id=config_variable_id, if_token=current)
         if renewed is not None:
+            # One forced renewal per token: whatever it gave is the token a further
+            # report of the same fingerprint may not renew again.
+            ConfigVariable.objects.filter(pk=renewed.pk).update(
+                forced_renewal_fingerprint=fingerprint(renewed.access_token)
+            )
             if renewed.failure_count or fingerprint(renewed.access_token) == current:
                 raise ProviderUnavailable(
                     f"The forced renewal did not give a new token: {renewed.last_error}",
                     diagnosis=renewed.diagnosis,
+                    retry_after=_backoff_left(renewed) or None,
                 )
-            ConfigVariable.objects.filter(pk=renewed.pk).update(
-                forced_renewal_fingerprint=fingerprint(renewed.access_token)
-            )
             return _token(renewed)
         if time.monotonic() > deadline:
             raise ProviderUnavailable("A renewal in progress did not finish in time.")

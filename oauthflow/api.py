@@ -12,6 +12,7 @@ reaches its own customer's ConfigVariables (anything else is a 404).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 
@@ -27,6 +28,7 @@ from oauthflow.access import report_rejected_token as _report_rejected_token
 from oauthflow.exceptions import ProviderUnavailable, ReauthorizationRequired
 
 MAX_REPORT_BYTES = 16384
+FINGERPRINT = re.compile(r"sha256:[0-9a-f]{12}")  # connections.fingerprints.fingerprint
 
 
 def _error(status: int, error: str, message: str) -> JsonResponse:
@@ -92,7 +94,7 @@ def _reported_fingerprint(request: HttpRequest) -> str | None:
     token, given = data.get("access_token"), data.get("fingerprint")
     if isinstance(token, str) and token:
         return fingerprint(token)
-    if isinstance(given, str) and given.startswith("sha256:") and len(given) <= 32:
+    if isinstance(given, str) and FINGERPRINT.fullmatch(given):
         return given
     return None
 

@@ -126,7 +126,7 @@ class _ChainRun:
             response_excerpt=excerpt,
             duration_ms=duration_ms,
             outcome=verdict.outcome,
-            error=storable(verdict.error)[:200],
+            error=redact_text(storable(verdict.error), self.secrets)[:200],
             message=redact_text(message, self.secrets)[:2000],
             diagnosis=verdict.key,
         )

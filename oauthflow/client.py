@@ -68,9 +68,12 @@ def origin_environment(scheme: str, netloc: str) -> tuple[dict[str, str], str | 
     return proxies, verify
 
 
-def send(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> requests.Response:
-    """POST through the session's transport adapter (requests' "prepared requests" and
-    "transport adapters" API), streaming; the caller closes the response.
+def send(
+    url: str, *, headers: dict[str, str], body: bytes, timeout: float, method: str = "POST"
+) -> requests.Response:
+    """POST (or ``method``) through the session's transport adapter (requests'
+    "prepared requests" and "transport adapters" API), streaming; the caller closes the
+    response.
 
     Skipping ``Session.request`` is deliberate: no redirect is followed, no cookie is
     kept or sent (one process serves every customer), ``~/.netrc`` never adds
@@ -79,7 +82,7 @@ def send(url: str, *, headers: dict[str, str], body: bytes, timeout: float) -> r
     ``requests.RequestException``.
     """
     request = requests.PreparedRequest()
-    request.prepare(method="POST", url=url, headers={**BASE_HEADERS, **headers}, data=body)
+    request.prepare(method=method, url=url, headers={**BASE_HEADERS, **headers}, data=body)
     parts = urlsplit(url)
     proxies, verify = origin_environment(parts.scheme, parts.netloc)
     adapter = token_session().get_adapter(url)
@@ -101,8 +104,20 @@ def _transport_kind(exc: requests.RequestException) -> str:
     return "connection"
 
 
+def get(url: str, *, timeout: float | None = None) -> HttpReply:
+    """GET ``url`` (authorization-server metadata, RFC 8414) with the same guard,
+    timeouts, size cap and no-redirect rule as token requests. Raises
+    ``TransportError``."""
+    return post(url, headers={}, body=b"", timeout=timeout, method="GET")
+
+
 def post(
-    url: str, *, headers: dict[str, str], body: bytes, timeout: float | None = None
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes,
+    timeout: float | None = None,
+    method: str = "POST",
 ) -> HttpReply:
     """POST ``body`` to ``url``; never follows redirects (a token endpoint must answer).
 
@@ -116,7 +131,7 @@ def post(
         raise TransportError(str(exc), url=url, kind="blocked", duration_ms=0) from exc
     started = time.monotonic()
     try:
-        with send(url, headers=headers, body=body, timeout=timeout) as response:
+        with send(url, headers=headers, body=body, timeout=timeout, method=method) as response:
             content = _read_capped(response, deadline=started + 2 * timeout)
     except requests.RequestException as exc:
         elapsed = int((time.monotonic() - started) * 1000)

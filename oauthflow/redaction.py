@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from oauthflow.sensitive import secret_name, secret_url
+
 REDACTED = "[REDACTED]"
 SECRET_FIELDS = frozenset(
     {
@@ -60,19 +62,44 @@ def redact_text(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
     pattern = "|".join(sorted(SECRET_FIELDS))
-    text = re.sub(rf'("(?:{pattern})"\s*:\s*)"[^"]*"', rf'\1"{REDACTED}"', text)
+    text = re.sub(rf'("(?:{pattern})"\s*:\s*)"(?:\\.|[^"\\])*"', rf'\1"{REDACTED}"', text)
     text = re.sub(rf"((?:^|[&?])(?:{pattern})=)[^&\s]*", rf"\1{REDACTED}", text)
     return storable(text)
 
 
+def redact_deep(value: Any, depth: int = 0) -> Any:
+    """``value`` with every credential-like field (by name, at any depth) and every
+    secret-bearing URL masked (``oauthflow.sensitive``)."""
+    if depth > 32:
+        return REDACTED
+    if isinstance(value, dict):
+        return {
+            name: (
+                REDACTED
+                if (isinstance(name, str) and secret_name(name) and item not in (None, ""))
+                else redact_deep(item, depth + 1)
+            )
+            for name, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_deep(item, depth + 1) for item in value]
+    if isinstance(value, str) and secret_url(value):
+        return REDACTED
+    return value
+
+
 def redact_body(body: bytes, secrets: Iterable[str | None]) -> str:
-    """A readable, redacted excerpt of a request or response body."""
+    """A readable, redacted excerpt of a request or response body: JSON is masked
+    field by field at any depth; anything else by the known secrets and field names."""
     text = body.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
         data = None
-    if isinstance(data, dict):
-        text = json.dumps(redact_fields(data), sort_keys=True)
+    if isinstance(data, dict | list):
+        try:
+            text = json.dumps(redact_deep(data), sort_keys=True)
+        except (TypeError, ValueError, RecursionError):
+            text = REDACTED
     text = redact_text(text, secrets)
     return text[:EXCERPT_LIMIT]

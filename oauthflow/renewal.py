@@ -123,6 +123,16 @@ def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> Co
     )
 
 
+def token_still_works(config_variable: ConfigVariable) -> bool:
+    """Whether the access token is still within the lifetime the app gave it (our
+    ``expires_at`` keeps a safety margin before that). A "too early" answer about a
+    token past it is not benign: it is counted as a failure."""
+    expires_at = config_variable.expires_at
+    if expires_at is None:
+        return bool(config_variable.access_token)
+    return expires_at + timedelta(seconds=settings.OAUTH_EXPIRY_MARGIN) > timezone.now()
+
+
 def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
     """The app refused to renew a token that still works: keep tokens and status,
     try again once the access token has expired, count no failure."""
@@ -163,7 +173,7 @@ def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> Conf
             fallback_diagnosis=Key.REFRESH_TOKEN_REVOKED,
             refresh_at=None,
         )
-    if exc.outcome is Outcome.BENIGN:
+    if exc.outcome is Outcome.BENIGN and token_still_works(config_variable):
         return _too_early(config_variable, exc)
     # Transient, or a refusal an admin can fix (a changed secret, a wrong URL): keep
     # retrying with backoff rather than making customers reconnect.

@@ -150,15 +150,22 @@ DEAD_REFRESH_CODES = _codes(
     "account_inactive",  # Slack
     "oauthexception:190",  # Facebook: access token expired, invalidated or app removed
     "oauthexception:102",  # Facebook: session key invalid
+    "invalid_code",  # Zoho: a revoked refresh token
 )
 # Only the user can cure it (verify an email, complete MFA, consent), then authorize again.
 USER_ACTION_TEXT = (
-    r"\b(user|account) (must|has to|needs to|is required to)\b|"
+    r"\b(user|account) (must|has to|needs to|is required to) (sign|log) ?in\b|"
+    r"\b(user|account) (must|has to|needs to|is required to) (re-?authenticate|re-?authori[sz]e|"
+    r"re-?consent|consent|verify|confirm|complete|be verified|be confirmed)\b|"
     r"\b(unverified|unconfirmed) (user|account|e-?mail)\b"
 )
 FORMAT_TEXT = (
     r"grant_type|content[- ]?type|media type|(malformed|invalid|unreadable) (json|body)|"
-    r"malformed request"  # Amazon LWA: parameters not sent as a form body
+    r"malformed request|"  # Amazon LWA: parameters not sent as a form body
+    # A field we always send reported missing: the app could not read this body.
+    r"\bmissing\b.{0,30}\b(grant_type|refresh_token|code(?![ _-]?verifier)|client_id|"
+    r"redirect_uri)\b|\b(grant_type|refresh_token|code(?![ _-]?verifier)|client_id|"
+    r"redirect_uri)\b.{0,20}\b(is )?(missing|required)\b"
 )
 # A code named as expired or spent, even among other suspects (LinkedIn: "appid/redirect
 # uri/code verifier does not match ... Or authorization code expired").
@@ -167,9 +174,10 @@ SPENT_CODE_TEXT = (
     r"(expired|used|redeemed)\b"
 )
 TOO_EARLY_TEXT = (
-    r"\bnot (yet )?expired\b|\bhas not (yet )?expired\b|\btoo (early|soon)\b|"
-    r"\bstill (valid|active)\b|\bnot yet eligible\b|\bbefore (it|the (access )?token) expires\b"
+    r"\b(token|it) (is |has )?not (yet )?expired\b|^not (yet )?expired\b|\btoo (early|soon)\b|"
+    r"\bnot yet eligible\b|\bcannot (be )?refresh(ed)? (yet|before)\b"
 )
+TOO_EARLY_CODES = _codes("invalid_grant", "invalid_request", "", "too_early", "token_not_expired")
 REDIRECT_TEXT = (
     r"redirect[_ ]?ur[il].{0,60}(mismatch|does ?n[o']t match|not match|not registered|"
     r"invalid|identical|differ)|(mismatch|invalid|unregistered).{0,30}redirect[_ ]?ur[il]"
@@ -191,13 +199,14 @@ SCOPE_TEXT = (
 DEAD_CODE_TEXT = (
     r"(authori[sz]ation |verification |auth )?code\b.{0,60}(expired|used|redeemed|invalid|"
     r"not (found|valid)|does ?n[o']t exist|does not match|revoked|consumed)|"
-    r"(invalid|expired|used|unknown|bad).{0,20}(authori[sz]ation |verification |auth )?code\b|"
+    r"\b(invalid|expired|used|unknown|bad)[ _-]+((authori[sz]ation|verification|auth|grant)[ _-]+)?"
+    r"code\b|"
     r"code verifier|AADSTS54005|AADSTS70008|AADSTS70000|AADSTS50148|" + USER_ACTION_TEXT
 )
 DEAD_REFRESH_TEXT = (
     r"refresh[_ ]?token.{0,60}(invalid|expired|revoked|not (found|valid|active)|unknown|"
     r"malformed|inactive|does ?n[o']t exist|already (been )?used)|"
-    r"(invalid|expired|revoked|unknown|missing).{0,25}refresh[_ ]?token|"
+    r"(invalid|expired|revoked|unknown).{0,25}refresh[_ ]?token|"
     r"token (is )?(not active|inactive|revoked|expired|invalid)|invalid token|"
     r"session (is )?(not active|has expired|expired|invalidated)|"
     r"value passed for the token was invalid|error validating access token|"
@@ -220,6 +229,7 @@ RULES: tuple[Rule, ...] = (
         O.TRANSIENT,
         "rate limits in a 4xx description (Discord)",
         text=r"rate.?limit|too many requests",
+        codes=_codes("", "invalid_request", "access_denied", "error", "too_many_requests"),
         statuses=(400, 499),
     ),
     # --- wrong endpoint: no flavor can change a 404 or 405
@@ -236,6 +246,7 @@ RULES: tuple[Rule, ...] = (
         O.BENIGN,
         "refresh refused while the token still works",
         text=TOO_EARLY_TEXT,
+        codes=TOO_EARLY_CODES,
         grants=frozenset({REFRESH, CLIENT_CREDENTIALS}),
     ),
     # --- the redirect URI: an App setting, never a flavor

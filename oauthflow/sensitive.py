@@ -17,11 +17,39 @@ EXTRA_LIMIT = 4096  # characters of JSON kept per top-level field
 EXTRA_MAX_DEPTH = 8  # nesting levels kept per field
 # Names that hold credentials: matched against each word of a field's name.
 SECRET_WORDS = frozenset(
-    {"token", "secret", "password", "passwd", "credential", "credentials", "key", "apikey"}
+    {
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "credential",
+        "credentials",
+        "key",
+        "apikey",
+        "authorization",
+        "jwt",
+        "cookie",
+        "verifier",
+        "assertion",
+    }
 )
-SECRET_NAME_PARTS = ("token", "secret", "password", "apikey", "api_key", "private", "credential")
-SECRET_URL_PATH = re.compile(r"/(hooks?|webhooks?|services)/", re.IGNORECASE)
+SECRET_NAME_PARTS = (
+    "token",
+    "secret",
+    "password",
+    "passphrase",
+    "apikey",
+    "api_key",
+    "private",
+    "credential",
+    "cookie",
+)
+SECRET_URL_PATH = re.compile(r"/[^/]*hook[^/]*/|/services/", re.IGNORECASE)
 SECRET_QUERY_NAMES = re.compile(r"token|key|sig|secret|code", re.IGNORECASE)
+# Whole names that hold session credentials (``session_state``, an OpenID Connect session
+# identifier the integration may need, is not one of them).
+SECRET_NAMES = frozenset({"session", "sid", "session_id", "sessionid", "session_key"})
 # Names that look credential-like but are public identifiers.
 PUBLIC_NAMES = frozenset({"token_type", "key_id", "kid", "public_key", "publishable_key"})
 
@@ -37,6 +65,8 @@ def secret_name(name: str) -> bool:
     lowered = name.lower()
     if lowered in PUBLIC_NAMES:
         return False
+    if lowered in SECRET_NAMES:
+        return True
     if any(part in lowered for part in SECRET_NAME_PARTS):
         return True
     return any(word in SECRET_WORDS for word in _words(name))
@@ -45,11 +75,14 @@ def secret_name(name: str) -> bool:
 def secret_url(value: str) -> bool:
     """True for a URL whose path or query is itself a credential (a webhook URL such as
     ``https://hooks.example.com/services/T0/B0/XXXX``, ``?token=…``)."""
-    if not value.startswith(("http://", "https://")):
+    if not value[:8].lower().startswith(("http://", "https://")):
         return False
-    parts = urlsplit(value)
-    host = parts.hostname or ""
-    if SECRET_URL_PATH.search(parts.path) or host.startswith(("hooks.", "webhook")):
+    try:
+        parts = urlsplit(value)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return True  # unparseable: not worth the risk of showing it
+    if parts.password or SECRET_URL_PATH.search(parts.path) or "hook" in host:
         return True
     return any(SECRET_QUERY_NAMES.search(name) for name, _ in parse_qsl(parts.query))
 

@@ -12,6 +12,7 @@ read here; what an error *means* is decided in ``oauthflow.outcomes``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,8 @@ STANDARD_FIELDS = TOKEN_FIELDS | {
     *REFRESH_LIFETIME_FIELDS,
 }
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600  # seconds: ten years is "never" for renewal
-NESTED_TOKEN_DEPTH = 2  # how deep a token object is looked for when none is at the top
+NESTED_TOKEN_DEPTH = 3  # how deep a token object is looked for when none is at the top
+SUCCESS_STATUSES = frozenset({"ok", "success", "succeeded", "true", "200"})
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,11 @@ def error_fields(data: dict[str, Any]) -> ReplyError:
     if isinstance(error, dict):
         return _nested_error(error)
     description = _first_text(data, *DESCRIPTION_FIELDS)
-    if isinstance(error, str) and error:
+    if isinstance(error, str) and error.strip():
+        if any(char.isspace() for char in error.strip()):
+            # A sentence where a code belongs ({"error": "Refresh token expired"}).
+            text = " ".join(filter(None, [error.strip(), description]))
+            return ReplyError(text=text, present=True)
         return ReplyError(code=_code(error), text=description, present=True)
     errors = data.get("errors")
     if isinstance(errors, list) and errors:
@@ -181,7 +187,13 @@ def error_fields(data: dict[str, Any]) -> ReplyError:
             present=True,
         )
     status = data.get("status")
-    if isinstance(status, str) and status and not status.isdigit() and status.lower() != "ok":
+    if (
+        isinstance(status, str)
+        and status
+        and not status.isdigit()
+        and status.lower() not in SUCCESS_STATUSES
+        and token_object(data) is None
+    ):
         return ReplyError(code=_code(status), text=description, present=True)  # HubSpot
     failed = data.get("ok") is False or data.get("success") is False
     return ReplyError(text=description, present=failed)
@@ -210,15 +222,24 @@ def token_object(data: dict[str, Any], *, token_path: str = "") -> dict[str, Any
     return None
 
 
-def _seconds(value: Any) -> int | None:
-    """A lifetime in whole seconds from a number or numeric string (None: unusable)."""
+def _number(value: Any) -> float | None:
+    """A finite number from a number or numeric string (None: unusable)."""
     if value is None or value == "" or isinstance(value, bool):
         return None
     try:
-        seconds = int(float(value))
+        number = float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return min(seconds, MAX_EXPIRES_IN) if seconds >= 0 else None
+    return number if math.isfinite(number) else None
+
+
+def _seconds(value: Any) -> int | None:
+    """A lifetime in whole seconds, at most ``MAX_EXPIRES_IN``; a negative one is 0
+    (already expired). None: unusable."""
+    number = _number(value)
+    if number is None:
+        return None
+    return int(min(max(number, 0), MAX_EXPIRES_IN))
 
 
 def _lifetime(source: dict[str, Any], *, sent_at: float) -> int | None:
@@ -228,9 +249,9 @@ def _lifetime(source: dict[str, Any], *, sent_at: float) -> int | None:
         if source.get(name) not in (None, ""):
             return _seconds(source.get(name))
     for name in ("expires_at", "expires_on"):
-        absolute = _seconds(source.get(name))
-        if absolute is not None and absolute > 1_000_000_000:
-            return max(int(absolute - sent_at), 0)
+        absolute = _number(source.get(name))
+        if absolute is not None and absolute > 1_000_000_000:  # Unix time, not a lifetime
+            return _seconds(absolute - sent_at)
     return None
 
 
