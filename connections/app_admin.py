@@ -3,6 +3,7 @@ presets, discovery from an issuer URL and the App check."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 from django.contrib import admin, messages
@@ -10,16 +11,21 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from connections.admin_common import token_request_table
 from connections.forms import AppForm
-from connections.models import (
-    App,
-)
+from connections.models import App, GrantType
+from oauthflow import inputs
+from oauthflow.app_check import app_check
+from oauthflow.app_sources import app_apply_source, app_source_values
 from oauthflow.authorize import authorize_url_build, callback_url
+from oauthflow.discovery import app_discover
+from oauthflow.exceptions import ConfigurationError
+from oauthflow.presets import presets_all
 from oauthflow.records import app_test_client_credentials, last_failed_chain
 from oauthflow.replay import postman_collection
 
@@ -27,8 +33,8 @@ from oauthflow.replay import postman_collection
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
     form = AppForm
-    list_display = ("name", "grant_type", "token_url", "preferred_flavor", "pinned_flavor")
-    list_filter = ("grant_type",)
+    list_display = ("name", "preset", "grant_type", "token_url", "preferred_flavor", "checked")
+    list_filter = ("grant_type", "preset")
     search_fields = ("name", "slug", "client_id", "token_url")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = (
@@ -37,10 +43,15 @@ class AppAdmin(admin.ModelAdmin):
         "preferred_flavor",
         "authorize_url_preview",
         "recent_token_requests",
+        "origin",
+        "app_check_table",
     )
-    actions = ("test_client_credentials",)
+    actions = ("check_app", "rediscover", "test_client_credentials")
+    change_list_template = "admin/connections/app/change_list.html"
     fieldsets = (
         (None, {"fields": ("name", "slug", "grant_type", "callback_url_to_register")}),
+        ("Where it came from", {"fields": ("preset", "docs_url", "origin")}),
+        ("App check", {"fields": ("app_check_table",)}),
         ("Endpoints", {"fields": ("authorize_url", "token_url", "revocation_url")}),
         ("Credentials", {"fields": ("client_id", "client_secret", "configuration_warnings")}),
         (
@@ -69,6 +80,19 @@ class AppAdmin(admin.ModelAdmin):
                     "client_id_param",
                     "client_secret_param",
                 )
+            },
+        ),
+        (
+            "Customer inputs and metadata",
+            {
+                "fields": (
+                    "customer_inputs",
+                    "allowed_host_suffix",
+                    "reply_metadata",
+                    "callback_metadata",
+                ),
+                "description": "Values each customer types before Connect (a subdomain), "
+                "used in the URLs above as {name}, and what integrations get with the token.",
             },
         ),
         ("Troubleshooting", {"fields": ("recent_token_requests",)}),
@@ -116,13 +140,71 @@ class AppAdmin(admin.ModelAdmin):
             return "None"
         return format_html_join("", "<p style='color:#7d4e00'>⚠ {}</p>", ((w,) for w in warnings))
 
+    @admin.display(description="Checked", boolean=True)
+    def checked(self, obj: App) -> bool | None:
+        if obj.checked_at is None:
+            return None
+        return any(row.get("key") == "code_rejected" for row in obj.check_results)
+
+    @admin.display(description="Origin")
+    def origin(self, obj: App | None) -> SafeString | str:
+        if obj is None or obj.pk is None:
+            return "—"
+        parts = []
+        if obj.preset:
+            parts.append(format_html("Made from the <strong>{}</strong> preset.", obj.preset))
+        if obj.discovery_url:
+            found = ", ".join(
+                f"{name}: {value}"
+                for name, value in obj.discovered_metadata.items()
+                if name != "issuer"
+            )
+            parts.append(
+                format_html(
+                    "Discovered from <code>{}</code> at {} UTC: <small>{}</small>",
+                    obj.discovery_url,
+                    f"{obj.discovered_at:%Y-%m-%d %H:%M:%S}",
+                    found,
+                )
+            )
+        if obj.docs_url:
+            parts.append(
+                format_html("<a href='{}' rel='noopener'>The app's OAuth docs</a>", obj.docs_url)
+            )
+        return (
+            format_html_join("", "<p>{}</p>", ((part,) for part in parts))
+            if parts
+            else "Typed by hand."
+        )
+
+    @admin.display(description="Last App check")
+    def app_check_table(self, obj: App | None) -> SafeString | str:
+        if obj is None or obj.checked_at is None:
+            return "Not checked yet (the Check App action sends each flavor a fake code)."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((row["label"], row["status"] or "—", row["verdict"]) for row in obj.check_results),
+        )
+        return format_html(
+            "<p>{} UTC</p><table><thead><tr><th>Flavor</th><th>Status</th><th>Verdict</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            f"{obj.checked_at:%Y-%m-%d %H:%M:%S}",
+            rows,
+        )
+
     @admin.display(description="Authorize URL preview")
     def authorize_url_preview(self, obj: App | None) -> str:
         if obj is None or obj.pk is None or not obj.authorize_url:
             return "—"
-        url = authorize_url_build(
-            app=obj, scopes=obj.default_scopes.split(), state="STATE", code_verifier=None
-        )
+        shown = copy.copy(obj)
+        shown.customer_inputs = []  # placeholders stay visible as {name}
+        try:
+            url = authorize_url_build(
+                app=shown, scopes=obj.default_scopes.split(), state="STATE", code_verifier=None
+            )
+        except inputs.InvalidCustomerInput:
+            url = obj.authorize_url
         return format_html(
             "<code style='word-break:break-all'>{}</code><br><small>Customers are sent here "
             "(with a signed state{}).</small>",
@@ -147,9 +229,39 @@ class AppAdmin(admin.ModelAdmin):
                 "<int:pk>/postman/",
                 self.admin_site.admin_view(self.postman_view),
                 name="connections_app_postman",
-            )
+            ),
+            path(
+                "add-from/",
+                self.admin_site.admin_view(self.add_from_view),
+                name="connections_app_add_from",
+            ),
         ]
         return extra + super().get_urls()
+
+    def add_from_view(self, request: HttpRequest) -> HttpResponse:
+        """Pick a preset or paste an issuer URL; the add form then comes filled in."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add App from a preset or an issuer URL",
+            "presets": presets_all(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/connections/app/add_from.html", context)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        initial = super().get_changeform_initial_data(request)
+        try:
+            values = app_source_values(
+                preset=request.GET.get("preset", ""), issuer=request.GET.get("issuer", "")
+            )
+        except (KeyError, ConfigurationError) as exc:
+            self.message_user(request, str(exc).strip("'\""), messages.ERROR)
+            return initial
+        for name in ("preferred_flavor", "discovery"):
+            values.pop(name, None)
+        return {**initial, **values}
 
     def postman_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         app = get_object_or_404(App, pk=pk)
@@ -179,8 +291,57 @@ class AppAdmin(admin.ModelAdmin):
                 request, f"{app.name}: {text} ({check.attempts} token request(s))", level
             )
 
+    @admin.action(
+        description="Check App (a fake code to each flavor: at most six requests)",
+        permissions=["change"],
+    )
+    def check_app(self, request: HttpRequest, queryset: QuerySet[App]) -> None:
+        for app in queryset:
+            self._report_check(request, app)
+
+    @admin.action(description="Re-discover from the issuer URL", permissions=["change"])
+    def rediscover(self, request: HttpRequest, queryset: QuerySet[App]) -> None:
+        for app in queryset:
+            try:
+                changes = app_discover(app=app)
+            except ConfigurationError as exc:
+                self.message_user(request, f"{app.name}: {exc}", messages.ERROR)
+                continue
+            said = ", ".join(changes) if changes else "nothing changed"
+            self.message_user(request, f"{app.name}: re-discovered ({said}).", messages.SUCCESS)
+            self._report_check(request, app)
+
+    def _report_check(self, request: HttpRequest, app: App) -> None:
+        try:
+            result = app_check(app=app)
+        except ConfigurationError as exc:
+            self.message_user(request, f"{app.name}: {exc}", messages.WARNING)
+            return
+        level = messages.SUCCESS if result.ok else messages.ERROR
+        self.message_user(
+            request, f"{app.name}: {result.summary} ({len(result.rows)} request(s))", level
+        )
+
     def save_model(self, request: HttpRequest, obj: App, form: AppForm, change: bool) -> None:
+        source = {}
+        if not change:
+            try:
+                source = app_source_values(
+                    preset=obj.preset if "preset" in request.GET else "",
+                    issuer=request.GET.get("issuer", ""),
+                )
+            except (KeyError, ConfigurationError) as exc:
+                self.message_user(request, str(exc).strip("'\""), messages.WARNING)
+            app_apply_source(app=obj, values=source)
         super().save_model(request, obj, form, change)
+        secret_changed = "client_secret" in form.changed_data
+        if (
+            obj.grant_type == GrantType.AUTHORIZATION_CODE
+            and obj.client_secret
+            and (not change or secret_changed)
+            and not obj.customer_inputs
+        ):
+            self._report_check(request, obj)
         for warning in obj.credential_whitespace_warnings:
             self.message_user(request, warning, messages.WARNING)
         offline = obj.offline_access_warning(obj.default_scopes)

@@ -85,6 +85,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Prefetch
 
+from connections.config_presets import export_entry, preset_defaults
 from connections.models import App, Connection, GrantType
 
 Format = Literal["yaml", "json"]
@@ -284,6 +285,12 @@ def _headers(value: object) -> dict[str, Any]:
     return _mapping(value, scalars=(str,))
 
 
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise _TypeProblem(f"expected a list, got {_type_name(value)}")
+    return list(value)
+
+
 def _type_name(value: object) -> str:
     if value is None:
         return "null"
@@ -318,6 +325,12 @@ APP_FIELDS: dict[str, Checker] = {
     "token_path": _blank_string,
     "client_id_param": _blank_string,
     "client_secret_param": _blank_string,
+    "preset": _blank_string,
+    "docs_url": _blank_string,
+    "customer_inputs": _list,
+    "allowed_host_suffix": _blank_string,
+    "reply_metadata": _list,
+    "callback_metadata": _list,
 }
 CONNECTION_FIELDS: dict[str, Checker] = {
     "slug": _string,
@@ -345,6 +358,7 @@ class _AppSpec:
     label: str
     values: dict[str, Any]
     connections: list[_ConnectionSpec] | None
+    defaults: dict[str, Any] = field(default_factory=dict)  # a preset's, for a new App
 
 
 def _unknown_key(label: str, key: object, allowed: Mapping[str, object]) -> str:
@@ -492,7 +506,8 @@ def _parse(data: object, *, environ: Mapping[str, str], warnings: list[str]) -> 
                     connections.append(
                         _ConnectionSpec(connection_slug, connection_label, connection_values)
                     )
-        specs.append(_AppSpec(slug, label, values, connections))
+        defaults = preset_defaults(values, label=label, errors=errors)
+        specs.append(_AppSpec(slug, label, values, connections, defaults))
     if errors:
         raise ConfigFileError(errors)
     return specs
@@ -561,11 +576,14 @@ def _apply_app(spec: _AppSpec, *, report: ImportReport, errors: list[str]) -> No
     app = App.objects.filter(slug=spec.slug).first()
     created = app is None
     if app is None:
+        # A preset fills what a new App's entry leaves out; an existing App keeps its
+        # values (a later preset change never rewrites an admin's edits).
+        spec.values = {**spec.defaults, **spec.values}
         problems = _missing_required(spec.label, spec.values, APP_REQUIRED_ON_CREATE)
         if problems:
             errors.extend(problems)
             return
-        app = App(slug=spec.slug)
+        app = App(slug=spec.slug, preferred_flavor=spec.defaults.get("preferred_flavor"))
     if not _save(app, spec, kind="app", created=created, report=report, errors=errors):
         return
 
@@ -640,7 +658,7 @@ def apps_export() -> dict[str, Any]:
     )
     exported = []
     for app in apps:
-        entry: dict[str, Any] = {name: getattr(app, name) for name in APP_EXPORT_FIELDS}
+        entry: dict[str, Any] = export_entry(app, APP_EXPORT_FIELDS)
         entry["connections"] = [
             {name: getattr(connection, name) for name in CONNECTION_FIELDS}
             for connection in app.connections.all()

@@ -19,9 +19,14 @@ class AppForm(forms.ModelForm):
         help_text="Write-only. Leave blank to keep the current secret.",
     )
     client_id = forms.CharField(max_length=500, strip=False)
-    authorize_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
-    token_url = forms.URLField(max_length=2000, assume_scheme="https")
-    revocation_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
+    # URLs may hold {placeholders} of customer inputs: the model validates them.
+    authorize_url = forms.CharField(
+        max_length=2000, required=False, widget=forms.URLInput(attrs={"size": 80})
+    )
+    token_url = forms.CharField(max_length=2000, widget=forms.URLInput(attrs={"size": 80}))
+    revocation_url = forms.CharField(
+        max_length=2000, required=False, widget=forms.URLInput(attrs={"size": 80})
+    )
 
     class Meta:
         model = App
@@ -46,6 +51,12 @@ class AppForm(forms.ModelForm):
             "token_path",
             "client_id_param",
             "client_secret_param",
+            "preset",
+            "docs_url",
+            "customer_inputs",
+            "allowed_host_suffix",
+            "reply_metadata",
+            "callback_metadata",
         )
 
     def clean_client_secret(self) -> str:
