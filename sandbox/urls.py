@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import TemplateView
+from oauth2_provider.urls import metadata_urlpatterns
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="sandbox/home.html"), name="home"),
@@ -13,4 +14,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    # RFC 8414 §3.1: the metadata of issuer http://host/o sits at the origin's root,
+    # /.well-known/oauth-authorization-server/o (discovery tests use this form).
+    path("", include((metadata_urlpatterns, "oauth2_metadata"))),
 ]
