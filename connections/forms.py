@@ -24,6 +24,7 @@ class AppForm(forms.ModelForm):
         max_length=2000, required=False, widget=forms.URLInput(attrs={"size": 80})
     )
     token_url = forms.CharField(max_length=2000, widget=forms.URLInput(attrs={"size": 80}))
+    docs_url = forms.URLField(max_length=2000, required=False, assume_scheme="https")
     revocation_url = forms.CharField(
         max_length=2000, required=False, widget=forms.URLInput(attrs={"size": 80})
     )

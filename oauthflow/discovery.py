@@ -22,7 +22,7 @@ from connections.models import App
 from oauthflow import client
 from oauthflow.client import TransportError
 from oauthflow.exceptions import ConfigurationError
-from oauthflow.netguard import scheme_problem
+from oauthflow.netguard import BlockedDestination, check_destination, scheme_problem
 
 OAUTH_WELL_KNOWN = "/.well-known/oauth-authorization-server"
 OIDC_WELL_KNOWN = "/.well-known/openid-configuration"
@@ -86,12 +86,20 @@ def _check(document: dict[str, Any], url: str) -> None:
         value = document.get(name)
         if not isinstance(value, str) or not value:
             raise ConfigurationError(f"The metadata at {url} has no {name}.")
-        problem = scheme_problem(value)
-        if problem:
-            raise ConfigurationError(f"The metadata's {name} is refused: {problem}")
+        _guard(name, value)
     revocation = document.get("revocation_endpoint")
-    if revocation is not None and (not isinstance(revocation, str) or scheme_problem(revocation)):
-        raise ConfigurationError(f"The metadata's revocation_endpoint is refused: {revocation!r}")
+    if revocation is not None:
+        if not isinstance(revocation, str):
+            raise ConfigurationError("The metadata's revocation_endpoint is not a URL.")
+        _guard("revocation_endpoint", revocation)
+
+
+def _guard(name: str, url: str) -> None:
+    """The same guard as every request: https, and no private addresses in production."""
+    try:
+        check_destination(url)
+    except BlockedDestination as exc:
+        raise ConfigurationError(f"The metadata's {name} is refused: {exc}") from exc
 
 
 def discover(issuer: str) -> Metadata:
