@@ -146,6 +146,10 @@ RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, d
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
 TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
 RENEWAL_FAILING_AFTER = env.int("RENEWAL_FAILING_AFTER", default=3)  # failures in a row
+# Seconds a code exchange waits for a renewal holding the connection's lease.
+EXCHANGE_LEASE_WAIT = env.float("EXCHANGE_LEASE_WAIT", default=30.0)
+# Seconds a row may sit in "exchanging" with no lease before the sweep recovers it.
+STUCK_EXCHANGE_AFTER = env.int("STUCK_EXCHANGE_AFTER", default=240)
 # Renew every renewable connection at least this often (seconds), even when its access
 # token lives longer: many apps expire refresh tokens that sit unused.
 RENEWAL_MAX_IDLE = env.int("RENEWAL_MAX_IDLE", default=86400)

@@ -266,7 +266,7 @@ def _schedule(
 
 
 def token_changes(
-    *, config_variable: ConfigVariable, token: TokenResponse, now: datetime
+    *, config_variable: ConfigVariable, token: TokenResponse, now: datetime, exchange: bool = False
 ) -> dict[str, object]:
     """The column values that store the token reply ``token``, whose request was sent at
     ``now`` (UTC): lifetimes count from the moment the request left.
@@ -275,7 +275,9 @@ def token_changes(
     one (RFC 6749 §6), and a reply repeating the same tokens is a valid no-op renewal.
     ``expires_in`` seconds becomes ``expires_at`` (UTC) less a safety margin
     (``_expiry_margin``), and ``refresh_at`` comes from ``_schedule``; no ``expires_in``
-    means the access token does not expire. No query.
+    means the access token does not expire. Only an ``exchange`` ends the in-flight
+    authorization (code, PKCE verifier, redirect URI): a renewal leaves a Reconnect the
+    customer has started untouched. No query.
     """
     refresh_token, scope = token.refresh_token, token.scope
     has_refresh = bool(refresh_token or config_variable.refresh_token)
@@ -286,7 +288,7 @@ def token_changes(
         issued_at=now,
         renewable=renewable,
         refresh_expiry=refresh_expiry,
-        renewed=config_variable.status in (Status.CONNECTED, Status.FAILING),
+        renewed=not exchange and config_variable.status in (Status.CONNECTED, Status.FAILING),
     )
     granted = scope.replace(",", " ") if scope is not None else None
     warnings = token_warnings(
@@ -316,11 +318,10 @@ def token_changes(
         "last_error": "",
         "diagnosis": "",
         "failure_count": 0,
-        "pending_code": None,
-        "code_verifier": None,
-        "flow_redirect_uri": "",
         "refreshed_at": now,
     }
+    if exchange:
+        changes.update(pending_code=None, code_verifier=None, flow_redirect_uri="")
     if refresh_token:
         changes["refresh_token"] = refresh_token
     if config_variable.status != Status.CONNECTED:
@@ -334,11 +335,16 @@ def config_variable_store_tokens(
     token: TokenResponse,
     reason: str,
     issued_at: datetime | None = None,
+    exchange: bool = False,
 ) -> ConfigVariable:
     """Store a token reply (``token_changes``; ``issued_at`` is when its request was
-    sent, UTC, default now) and mark the ConfigVariable ``connected``."""
+    sent, UTC, default now; ``exchange`` for a code exchange) and mark the
+    ConfigVariable ``connected``."""
     changes = token_changes(
-        config_variable=config_variable, token=token, now=issued_at or timezone.now()
+        config_variable=config_variable,
+        token=token,
+        now=issued_at or timezone.now(),
+        exchange=exchange,
     )
     return config_variable_transition(
         config_variable=config_variable, to_status=Status.CONNECTED, reason=reason, **changes

@@ -183,6 +183,19 @@ DIAGNOSES: dict[str, tuple[str, str, str]] = {
         "customer can connect again with corrected values.",
         "The details you entered for this app look wrong. Please press Connect and check them.",
     ),
+    "connection_busy": (
+        "A renewal held this connection for longer than EXCHANGE_LEASE_WAIT while the "
+        "customer's new code waited.{detail}",
+        "Check the workers' logs for a stuck renewal; the customer can press Reconnect.",
+        "We could not finish connecting because the connection was busy. Please press "
+        "Reconnect again.",
+    ),
+    "stuck_exchange": (
+        "Connecting stopped half-way (a worker died, or the task never reached one); the "
+        "sweep recovered the connection.{detail}",
+        "Check that the workers and the broker are up.",
+        "Connecting did not finish. Please press Connect again.",
+    ),
     "rejected": (
         "The app rejected the token request.{detail}",
         "Read the reply in the token requests below and replay it with copy-as-curl.",

@@ -8,9 +8,11 @@ code for tokens through the flavor chain.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 
 from connections.models import WORKING_STATUSES, ConfigVariable, Status
@@ -21,7 +23,13 @@ from connections.services import (
 )
 from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier
 from oauthflow.chain import run_token_chain
-from oauthflow.exceptions import AuthorizationDenied, FlowError, InvalidState, ProviderError
+from oauthflow.exceptions import (
+    AuthorizationDenied,
+    FlowError,
+    InvalidState,
+    ProviderError,
+    ProviderUnavailable,
+)
 from oauthflow.grants import authorization_code_fields
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.models import TokenRequestKind
@@ -32,6 +40,7 @@ from oauthflow.state import state_consume, state_issue
 logger = logging.getLogger(__name__)
 
 MAX_CODE_LENGTH = 4096
+LEASE_POLL_SECONDS = 0.1
 MAX_METADATA_LENGTH = 200  # characters kept of a callback value (realmId is ~20)
 
 
@@ -151,18 +160,40 @@ def _fail(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable
     )
 
 
+def _claim_waiting(config_variable_id: uuid.UUID | str) -> uuid.UUID | None:
+    """The lease, waiting up to ``EXCHANGE_LEASE_WAIT`` seconds for a renewal to end."""
+    deadline = time.monotonic() + settings.EXCHANGE_LEASE_WAIT
+    while True:
+        lease = lease_claim(config_variable_id=config_variable_id)
+        if lease is not None or time.monotonic() >= deadline:
+            return lease
+        time.sleep(LEASE_POLL_SECONDS)
+
+
 def config_variable_exchange_code(
     *, config_variable_id: uuid.UUID | str, final_attempt: bool = True
 ) -> ConfigVariable | None:
     """Trade the stored code for tokens (RFC 6749 §4.1.3) and mark ``connected``.
 
-    Returns None when another worker holds the ConfigVariable or there is no code to
-    exchange (a duplicate task). Raises ``ProviderUnavailable`` on transient failure
-    unless ``final_attempt``, so the caller may retry while the code is still fresh.
+    A renewal holding the lease is waited for (codes live minutes, renewals seconds), up
+    to ``EXCHANGE_LEASE_WAIT`` seconds; then the exchange runs. Returns None when there is
+    no code to exchange (a duplicate task). Raises ``ProviderUnavailable`` on a transient
+    failure that spent no code (or a lease still held) unless ``final_attempt``, so the
+    caller may retry while the code is still fresh.
     """
-    lease = lease_claim(config_variable_id=config_variable_id)
+    lease = _claim_waiting(config_variable_id)
     if lease is None:
-        return None
+        busy = ProviderUnavailable(
+            "The connection was busy renewing for too long; the code could not be exchanged.",
+            diagnosis=Key.CONNECTION_BUSY,
+            answered=False,
+        )
+        if not final_attempt:
+            raise busy
+        config_variable = ConfigVariable.objects.select_related("connection__app").get(
+            pk=config_variable_id
+        )
+        return _fail(config_variable, busy) if config_variable.pending_code else None
     try:
         config_variable = ConfigVariable.objects.select_related("connection__app").get(
             pk=config_variable_id
@@ -187,6 +218,7 @@ def config_variable_exchange_code(
             token=result.token,
             reason=f"Code exchanged for tokens with flavor {result.flavor.label}.",
             issued_at=result.sent_at,
+            exchange=True,
         )
     finally:
         lease_release(config_variable_id=config_variable_id, lease_token=lease)

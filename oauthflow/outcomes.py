@@ -92,6 +92,8 @@ class Key(StrEnum):
     TOO_EARLY = "too_early"
     ACCESS_TOKEN_REJECTED = "access_token_rejected"
     INVALID_CUSTOMER_INPUT = "invalid_customer_input"
+    CONNECTION_BUSY = "connection_busy"
+    STUCK_EXCHANGE = "stuck_exchange"
     REJECTED = "rejected"
     # Errors the app sends back to the callback (RFC 6749 §4.1.2.1).
     CALLBACK_ACCESS_DENIED = "callback_access_denied"
@@ -137,6 +139,8 @@ KEY_OUTCOMES: dict[Key, Outcome] = {
     Key.TOO_EARLY: Outcome.BENIGN,
     Key.ACCESS_TOKEN_REJECTED: Outcome.WRONG_ENDPOINT,
     Key.INVALID_CUSTOMER_INPUT: Outcome.WRONG_ENDPOINT,
+    Key.CONNECTION_BUSY: Outcome.TRANSIENT,
+    Key.STUCK_EXCHANGE: Outcome.TRANSIENT,
     Key.CALLBACK_SERVER_ERROR: Outcome.TRANSIENT,
     Key.CALLBACK_TEMPORARILY_UNAVAILABLE: Outcome.TRANSIENT,
     Key.CALLBACK_ACCESS_DENIED: Outcome.BENIGN,

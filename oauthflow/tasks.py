@@ -8,16 +8,36 @@ tokens stay encrypted in the database.
 from __future__ import annotations
 
 import dataclasses
+import logging
+from typing import Any
 
-from celery import shared_task
+import kombu.exceptions
+from celery import Task, shared_task
 from django.conf import settings
 
 from connections.dashboard import heartbeat_beat
 from connections.refresh_expiry import refresh_tokens_warn
-from oauthflow import exchange, records, renewal
+from oauthflow import exchange, records, recovery, renewal
 from oauthflow.exceptions import ProviderUnavailable
 
+logger = logging.getLogger(__name__)
+
 EXCHANGE_RETRIES = 2
+# What the broker client raises when the broker cannot be reached.
+BROKER_DOWN = (kombu.exceptions.OperationalError, ConnectionError, OSError)
+
+
+def dispatch(task: Task, *args: Any, queue: str | None = None, **kwargs: Any) -> None:
+    """Send ``task`` to the broker; when the broker is down, run it here and now instead,
+    so a customer's Connect or callback is never lost with the row half-way (a code
+    lives minutes: the web process exchanging it itself beats a 500)."""
+    try:
+        task.apply_async(args=args, kwargs=kwargs, queue=queue)
+    except BROKER_DOWN:
+        logger.warning(
+            "oauthflow.tasks.broker_down_running_inline task=%s", task.name, exc_info=True
+        )
+        task.apply(args=args, kwargs=kwargs)
 
 
 @shared_task(name="oauthflow.exchange_code", bind=True, max_retries=EXCHANGE_RETRIES)
@@ -69,6 +89,11 @@ def sweep_renewals() -> int:
         if len(due) < settings.RENEWAL_SWEEP_BATCH:
             break
     refresh_tokens_warn()
+    for config_variable_id, action in recovery.exchanges_recover():
+        if action is recovery.Recovery.EXCHANGE:
+            dispatch(exchange_code, str(config_variable_id), queue="exchange")
+        elif action is recovery.Recovery.FETCH:
+            dispatch(renew_config_variable, str(config_variable_id), force=True, queue="exchange")
     return total
 
 

@@ -75,8 +75,8 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
             reason="The customer pressed Connect; fetching a client-credentials token.",
         )
         transaction.on_commit(
-            lambda: tasks.renew_config_variable.apply_async(
-                args=[str(config_variable.pk)], kwargs={"force": True}, queue="exchange"
+            lambda: tasks.dispatch(
+                tasks.renew_config_variable, str(config_variable.pk), force=True, queue="exchange"
             )
         )
         return redirect("connections:detail", pk=config_variable.pk)
@@ -101,5 +101,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         return redirect("connections:portal")
     except FlowError as exc:
         return render(request, "oauthflow/callback_error.html", {"reason": str(exc)}, status=400)
-    transaction.on_commit(lambda: tasks.exchange_code.delay(str(config_variable.pk)))
+    transaction.on_commit(
+        lambda: tasks.dispatch(tasks.exchange_code, str(config_variable.pk), queue="exchange")
+    )
     return redirect("connections:detail", pk=config_variable.pk)
