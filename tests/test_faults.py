@@ -1,0 +1,171 @@
+"""Faults that used to lose a customer's action: a broker that is down, a worker that
+died mid-exchange, a Reconnect racing a renewal."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+from django.db import connection as db_connection
+from django.urls import reverse
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from connections.models import ConfigVariable, Status
+from oauthflow import tasks
+from oauthflow.exchange import config_variable_exchange_code
+from oauthflow.lease import lease_claim, lease_release
+from oauthflow.recovery import Recovery, exchanges_recover
+from oauthflow.renewal import config_variable_renew
+from tests.factories import ConfigVariableFactory, ConnectionFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "https://app.example.com/oauth2/token"
+TOKENS = {"access_token": "new-access", "refresh_token": "new-refresh", "expires_in": 3600}
+
+
+@pytest.fixture
+def broker_down():
+    """A real broker connection to a port where nothing listens (no eager mode)."""
+    down = {
+        "task_always_eager": False,
+        "broker_url": "redis://127.0.0.1:9/0",
+        "broker_transport_options": {"max_retries": 0},
+        "task_publish_retry": False,
+    }
+    saved = {name: celery_app.conf[name] for name in down}
+    celery_app.conf.update(down)
+    yield
+    celery_app.conf.update(saved)
+
+
+@responses.activate
+def test_a_callback_while_the_broker_is_down_still_connects(
+    portal_client, broker_down, django_capture_on_commit_callbacks
+):
+    connection = ConnectionFactory()
+    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    responses.post(TOKEN_URL, json=TOKENS)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
+    assert response.status_code == 302
+    cv = ConfigVariable.objects.get()
+    assert cv.status == Status.CONNECTED, cv.last_error
+    assert cv.pending_code is None
+
+
+@responses.activate
+def test_a_client_credentials_connect_while_the_broker_is_down_still_connects(
+    portal_client, broker_down, django_capture_on_commit_callbacks
+):
+    connection = ConnectionFactory(
+        grant_type="client_credentials", app__grant_type="client_credentials"
+    )
+    responses.post(TOKEN_URL, json={"access_token": "cc", "expires_in": 3600})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))
+    assert response.status_code == 302
+    assert ConfigVariable.objects.get().status == Status.CONNECTED
+
+
+@responses.activate
+def test_a_renewal_during_a_reconnect_leaves_its_code_and_verifier_alone(portal_client, customer):
+    connection = ConnectionFactory(app__use_pkce=True)
+    cv = ConfigVariableFactory(
+        customer=customer,
+        connection=connection,
+        status=Status.CONNECTED,
+        access_token="old",
+        refresh_token="r0",
+        expires_at=timezone.now() + timedelta(seconds=30),
+        refresh_at=timezone.now() - timedelta(seconds=1),
+    )
+    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    cv.refresh_from_db()
+    verifier = cv.code_verifier
+    assert verifier
+    responses.post(TOKEN_URL, json={"access_token": "renewed", "expires_in": 3600})
+    config_variable_renew(config_variable_id=cv.pk)  # the customer is at the consent page
+    cv.refresh_from_db()
+    assert cv.code_verifier == verifier
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    responses.post(TOKEN_URL, json=TOKENS)
+    portal_client.get(reverse("oauthflow:callback"), {"code": "c2", "state": state})
+    config_variable_exchange_code(config_variable_id=cv.pk)
+    cv.refresh_from_db()
+    assert (cv.status, cv.access_token, cv.refresh_token) == (
+        Status.CONNECTED,
+        "new-access",
+        "new-refresh",
+    )
+    sent = responses.calls[-1].request.body
+    sent = sent.decode() if isinstance(sent, bytes) else sent
+    assert f"code_verifier={verifier}" in sent
+    assert len(responses.calls) == 2  # one renewal, one exchange: no extra requests
+
+
+@pytest.mark.skipif(
+    db_connection.vendor == "sqlite", reason="SQLite's shared in-memory test database locks tables"
+)
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_an_exchange_waits_for_a_renewal_holding_the_lease():
+    cv = ConfigVariableFactory(status=Status.EXCHANGING, pending_code="the-code")
+    lease = lease_claim(config_variable_id=cv.pk)
+    responses.post(TOKEN_URL, json=TOKENS)
+
+    def renewal_ends() -> None:
+        lease_release(config_variable_id=cv.pk, lease_token=lease)
+        db_connection.close()
+
+    timer = threading.Timer(0.5, renewal_ends)
+    timer.start()
+    config_variable_exchange_code(config_variable_id=cv.pk)
+    timer.join()
+    cv.refresh_from_db()
+    assert cv.status == Status.CONNECTED, cv.last_error
+
+
+def test_an_exchange_blocked_too_long_tells_the_customer(settings):
+    settings.EXCHANGE_LEASE_WAIT = 0.2
+    cv = ConfigVariableFactory(status=Status.EXCHANGING, pending_code="the-code")
+    lease_claim(config_variable_id=cv.pk, seconds=60)
+    with responses.RequestsMock():
+        config_variable_exchange_code(config_variable_id=cv.pk)
+    cv.refresh_from_db()
+    assert (cv.status, cv.diagnosis) == (Status.ERROR, "connection_busy")
+    assert cv.pending_code is None
+
+
+@responses.activate
+def test_the_sweep_recovers_a_row_a_dead_worker_left_in_exchanging(settings):
+    old = timezone.now() - timedelta(seconds=settings.STUCK_EXCHANGE_AFTER + 5)
+    with_code = ConfigVariableFactory(status=Status.EXCHANGING, pending_code="c")
+    client_credentials = ConfigVariableFactory(
+        status=Status.EXCHANGING,
+        connection=ConnectionFactory(
+            grant_type="client_credentials", app__grant_type="client_credentials"
+        ),
+    )
+    nothing = ConfigVariableFactory(status=Status.EXCHANGING)
+    fresh = ConfigVariableFactory(status=Status.EXCHANGING, pending_code="c")
+    ConfigVariable.objects.exclude(pk=fresh.pk).update(updated_at=old)
+    decided = dict(exchanges_recover())
+    assert decided == {
+        with_code.pk: Recovery.EXCHANGE,
+        client_credentials.pk: Recovery.FETCH,
+        nothing.pk: Recovery.FAILED,
+    }
+    nothing.refresh_from_db()
+    assert (nothing.status, nothing.diagnosis) == (Status.ERROR, "stuck_exchange")
+    assert exchanges_recover() == []  # touched: not sent again by the next sweep
+    responses.post(TOKEN_URL, json=TOKENS)
+    ConfigVariable.objects.filter(pk=with_code.pk).update(updated_at=old)
+    tasks.sweep_renewals()  # eager: the recovery's exchange runs here
+    with_code.refresh_from_db()
+    assert with_code.status == Status.CONNECTED
