@@ -47,6 +47,18 @@ def declined(config_variable: ConfigVariable | None) -> bool:
     )
 
 
+def reconnect_failed(config_variable: ConfigVariable | None) -> bool:
+    """A working connection whose last Reconnect failed (its tokens were kept): the
+    failure is recorded with no renewal failure counted."""
+    return (
+        config_variable is not None
+        and config_variable.status == Status.CONNECTED
+        and bool(config_variable.diagnosis)
+        and config_variable.failure_count == 0
+        and Key.of(config_variable.diagnosis).outcome is not Outcome.BENIGN
+    )
+
+
 def customer_reason(config_variable: ConfigVariable | None) -> str:
     """Why a connection is not working, in plain words for the customer ("" if it is)."""
     if declined(config_variable):
@@ -68,6 +80,12 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
         return CustomerView("Connecting…", "busy", "", "Connect again", can_disconnect=False)
     if status in (Status.CONNECTED, Status.FAILING):
         note = "We are having trouble renewing access and keep trying." if reason else ""
+        if not note and reconnect_failed(config_variable):
+            said = explain(Key.of(config_variable.diagnosis)).customer_message
+            note = (
+                f"Your last reconnect did not complete: {said} Your existing connection "
+                "still works."
+            )
         if not note and refresh_token_lapses_soon(config_variable):
             lapses = config_variable.refresh_token_expires_at
             note = (

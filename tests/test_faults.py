@@ -169,3 +169,29 @@ def test_the_sweep_recovers_a_row_a_dead_worker_left_in_exchanging(settings):
     tasks.sweep_renewals()  # eager: the recovery's exchange runs here
     with_code.refresh_from_db()
     assert with_code.status == Status.CONNECTED
+
+
+@responses.activate
+def test_a_failed_reconnect_of_a_working_connection_is_told_to_the_customer(
+    portal_client, customer
+):
+    connection = ConnectionFactory()
+    cv = ConfigVariableFactory(
+        customer=customer,
+        connection=connection,
+        status=Status.CONNECTED,
+        access_token="old",
+        refresh_token="r0",
+        expires_at=timezone.now() + timedelta(hours=1),
+        refresh_at=timezone.now() + timedelta(minutes=50),
+    )
+    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
+    portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
+    config_variable_exchange_code(config_variable_id=cv.pk)
+    cv.refresh_from_db()
+    assert (cv.status, cv.access_token) == (Status.CONNECTED, "old")
+    page = portal_client.get(reverse("connections:detail", args=[cv.pk])).content.decode()
+    assert "Your last reconnect did not complete" in page
+    assert "still works" in page
