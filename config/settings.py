@@ -133,6 +133,10 @@ RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=120)
 RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # seconds
 RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
 SWEEP_LATE_INTERVALS = env.int("SWEEP_LATE_INTERVALS", default=5)  # missed sweeps → alert
+# A fresh deploy's first sweep may take this long (seconds) before it counts as late.
+SWEEP_GRACE_SECONDS = env.int("SWEEP_GRACE_SECONDS", default=600)
+# Seconds between a worker's watchdog checks (beat late, broker down).
+WATCHDOG_INTERVAL = env.float("WATCHDOG_INTERVAL", default=60.0)
 RENEWAL_SWEEP_MAX_BATCHES = env.int("RENEWAL_SWEEP_MAX_BATCHES", default=100)
 # Due rows per renewal task: one lease claim and one load per task, not per row.
 RENEWAL_TASK_BATCH = env.int("RENEWAL_TASK_BATCH", default=100)

@@ -91,7 +91,10 @@ def _send(incident: AlertIncident, body: str) -> None:
     if settings.ALERT_WEBHOOK_URL:
         from connections.tasks import send_alert_webhook  # tasks import services, not v.v.
 
-        send_alert_webhook.delay(incident.pk, body)
+        try:
+            send_alert_webhook.delay(incident.pk, body)
+        except Exception:  # the broker may be what the alert is about: the email stands
+            logger.warning("connections.alert.webhook_not_queued", exc_info=True)
 
 
 def customer_tell_reconnect(

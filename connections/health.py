@@ -21,11 +21,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from config.celery import app as celery_app
-from connections.alerts import alert_raise, alert_resolve
-from connections.dashboard import overdue, sweep_age, sweep_is_late
+from connections.dashboard import overdue, sweep_age
 from connections.models import App, ConfigVariable
 from connections.refresh_expiry import refresh_tokens_expiring
+from connections.watchdog import broker_reachable, machinery_state
 from oauthflow.models import TokenRequest
 
 LATENCY_WINDOW_SECONDS = 3600
@@ -50,45 +49,31 @@ def _keys_ok() -> bool:
         return False
 
 
-def _broker_ok() -> bool | None:
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        return None  # no broker: tasks run in-process
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return True
-    except Exception:
-        return False
-
-
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database, broker and sweep age; 503 when any is unhealthy. A late sweep (beat
-    down) also opens the ``beat:late`` alert."""
+    """Database, encryption keys, broker, the sweep and overdue renewals
+    (``connections.watchdog``); 503 when any is unhealthy. Only reads: alerts come from
+    the watchdog, never from a GET. Overdue renewals are reported (``degraded``) but do
+    not make the web process unhealthy: a load balancer cannot cure them."""
     database = _database_ok()
     keys = _keys_ok() if database else False
-    broker = _broker_ok()
-    age = sweep_age() if database else None
-    eager = settings.CELERY_TASK_ALWAYS_EAGER
-    late = database and not eager and sweep_is_late(age)
-    if database and not eager:
-        if late:
-            alert_raise(
-                key="beat:late",
-                subject="Renewal sweep is late: is Celery beat running?",
-                body=f"The renewal sweep last ran {age if age is not None else 'never'} s ago.",
-            )
-        else:
-            alert_resolve(key="beat:late")
+    broker = broker_reachable()
+    state = machinery_state(broker=broker) if database else None
+    late = state is not None and state.sweep == "late"
     healthy = database and keys and broker is not False and not late
+    degraded = healthy and state is not None and state.overdue > 0
     return JsonResponse(
         {
-            "status": "ok" if healthy else "unhealthy",
+            "status": "unhealthy" if not healthy else ("degraded" if degraded else "ok"),
             "database": "ok" if database else "down",
             "encryption_keys": "ok" if keys else "cannot decrypt stored secrets",
             "broker": {None: "eager (no broker)", True: "ok", False: "down"}[broker],
-            "last_sweep_age_seconds": None if age is None else round(age, 1),
-            "sweep": "n/a (eager)" if eager else ("late" if late else "ok"),
+            "last_sweep_age_seconds": (
+                None if state is None or state.sweep_age is None else round(state.sweep_age, 1)
+            ),
+            "sweep": "unknown" if state is None else state.sweep,
+            "blame": "" if state is None else state.blame,
+            "overdue_renewals": None if state is None else state.overdue,
         },
         status=200 if healthy else 503,
     )

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from connections.dashboard import heartbeat_beat
 from connections.refresh_expiry import refresh_tokens_warn
+from connections.watchdog import watchdog_run
 from oauthflow import exchange, records, recovery, renewal
 from oauthflow.exceptions import ProviderUnavailable
 
@@ -89,6 +90,7 @@ def sweep_renewals() -> int:
         if len(due) < settings.RENEWAL_SWEEP_BATCH:
             break
     refresh_tokens_warn()
+    watchdog_run(broker=None if settings.CELERY_TASK_ALWAYS_EAGER else True)
     for config_variable_id, action in recovery.exchanges_recover():
         if action is recovery.Recovery.EXCHANGE:
             dispatch(exchange_code, str(config_variable_id), queue="exchange")

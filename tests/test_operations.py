@@ -148,22 +148,57 @@ def test_healthz_ok_in_eager_mode(client):
     assert response.json()["database"] == "ok"
 
 
-def test_healthz_503_and_one_alert_when_beat_is_down(
+def test_healthz_503_when_beat_is_down_and_one_alert_from_the_watchdog(
     client, settings, django_capture_on_commit_callbacks
 ):
+    from connections.watchdog import watchdog_run
+
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = "memory://"
     settings.OPERATOR_EMAILS = ["ops@example.com"]
     Heartbeat.objects.create(name="renewal_sweep", at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
         first = client.get(reverse("healthz"))
-        client.get(reverse("healthz"))
     assert first.status_code == 503
     assert first.json()["sweep"] == "late"
-    assert len(mail.outbox) == 1
+    assert first.json()["blame"] == "Celery beat is not running"
+    assert len(mail.outbox) == 0  # a GET never alerts
+    with django_capture_on_commit_callbacks(execute=True):
+        watchdog_run(broker=True)
+        watchdog_run(broker=True)
+    assert len(mail.outbox) == 1  # once per incident
     heartbeat_beat()
+    watchdog_run(broker=True)
     assert client.get(reverse("healthz")).json()["sweep"] == "ok"
     assert AlertIncident.objects.get(key="beat:late").resolved_at is not None
+
+
+def test_a_fresh_deploy_gets_a_grace_period_and_a_down_broker_is_blamed(
+    client, settings, django_capture_on_commit_callbacks
+):
+    from connections.watchdog import machinery_state, watchdog_run
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    assert machinery_state(broker=True).sweep == "starting"  # never swept, just deployed
+    Heartbeat.objects.filter(name="portal_started").update(
+        at=timezone.now() - timedelta(seconds=settings.SWEEP_GRACE_SECONDS + 1)
+    )
+    state = machinery_state(broker=False)
+    assert (state.sweep, state.blame) == ("late", "the broker is down")
+    with django_capture_on_commit_callbacks(execute=True):
+        watchdog_run(broker=False)
+    assert [m.subject for m in mail.outbox] == [
+        "[connection portal] The Celery broker is unreachable: renewals cannot be sent"
+    ]
+
+
+def test_healthz_reports_overdue_renewals_without_failing_the_web_process(client):
+    ConfigVariableFactory(
+        status="connected", refresh_at=timezone.now() - timedelta(minutes=10)
+    )
+    body = client.get(reverse("healthz")).json()
+    assert body["overdue_renewals"] == 1
 
 
 def test_metrics_exposes_statuses_requests_latency_and_sweep_lag(client, broken, settings):
