@@ -38,9 +38,17 @@ def broker_down():
         "task_publish_retry": False,
     }
     saved = {name: celery_app.conf[name] for name in down}
+    _forget_connections()
     celery_app.conf.update(down)
     yield
     celery_app.conf.update(saved)
+    _forget_connections()
+
+
+def _forget_connections() -> None:
+    """Drop the app's cached broker connections: they keep the URL they were made with."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 @responses.activate
