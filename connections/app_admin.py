@@ -23,7 +23,7 @@ from oauthflow import inputs
 from oauthflow.app_check import app_check
 from oauthflow.app_sources import app_apply_source, app_source_values
 from oauthflow.authorize import authorize_url_build, callback_url
-from oauthflow.discovery import app_discover
+from oauthflow.discovery import app_discover, endpoints_elsewhere
 from oauthflow.exceptions import ConfigurationError
 from oauthflow.presets import presets_all
 from oauthflow.records import app_test_client_credentials, last_failed_chain
@@ -335,11 +335,15 @@ class AppAdmin(admin.ModelAdmin):
             app_apply_source(app=obj, values=source)
         super().save_model(request, obj, form, change)
         secret_changed = "client_secret" in form.changed_data
+        elsewhere = endpoints_elsewhere(obj)
+        if elsewhere:
+            self.message_user(request, elsewhere, messages.WARNING)
         if (
             obj.grant_type == GrantType.AUTHORIZATION_CODE
             and obj.client_secret
             and (not change or secret_changed)
             and not obj.customer_inputs
+            and not elsewhere  # the admin runs Check App after looking
         ):
             self._report_check(request, obj)
         for warning in obj.credential_whitespace_warnings:

@@ -40,9 +40,17 @@ def export_entry(app: App, fields: Iterable[str]) -> dict[str, Any]:
     try:
         base = preset_get(app.preset).app_values()
     except KeyError:
-        return entry  # a preset since removed from the catalogue: keep everything
+        entry.pop("preset")  # since removed from the catalogue: every value, no name
+        return entry
+    defaults = {f.name: f.get_default() for f in App._meta.concrete_fields if f.name in entry}
     return {
         name: value
         for name, value in entry.items()
-        if name in ALWAYS_EXPORTED or name not in base or base[name] != value
+        if name in ALWAYS_EXPORTED or not _same(name, value, base.get(name, defaults.get(name)))
     }
+
+
+def _same(name: str, value: object, base: object) -> bool:
+    if name == "scope_separator":  # the admin form strips " " to "": both mean a space
+        return (value or " ") == (base or " ")
+    return value == base

@@ -7,7 +7,6 @@ are encrypted at rest by django-fernet-encrypted-fields with ``FIELD_ENCRYPTION_
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from django.utils import timezone
 from connections.fields import SecretField
 from oauthflow import inputs
 from oauthflow.netguard import scheme_problem
+from oauthflow.presets import preset_exists
 
 
 class GrantType(models.TextChoices):
@@ -45,7 +45,7 @@ OFFLINE_SCOPE = "offline_access"
 def _validate_endpoint_url(value: str) -> None:
     """A URL (its ``{input}`` placeholders stand for customer inputs): https only; http
     for loopback hosts when OAUTH_ALLOW_HTTP_LOOPBACK is on."""
-    sample = inputs.render(value, defaultdict(lambda: inputs.SAMPLE_VALUE))
+    sample = inputs.render(value, dict.fromkeys(inputs.placeholders(value), inputs.SAMPLE_VALUE))
     URLValidator(schemes=["http", "https"])(sample)
     problem = scheme_problem(sample)
     if problem:
@@ -229,6 +229,8 @@ class App(models.Model):
             problem = _flat_mapping_problem(getattr(self, name), header=name.endswith("headers"))
             if problem:
                 errors[name] = problem
+        if self.preset and not preset_exists(self.preset):
+            errors["preset"] = f"No preset named {self.preset!r}; leave it blank for none."
         shape = inputs.shape_problems(
             urls=inputs.templated_texts(self),
             inputs=self.customer_inputs or [],

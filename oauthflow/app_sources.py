@@ -34,13 +34,13 @@ def app_source_values(*, preset: str = "", issuer: str = "") -> dict[str, Any]:
             values[name] = getattr(draft, name)
         values["discovery"] = metadata
         if not values.get("name"):
-            values["name"] = issuer_name(metadata.document.get("issuer") or issuer)
+            values["name"] = issuer_name(issuer)
     return values
 
 
-def issuer_name(issuer: str) -> str:
+def issuer_name(issuer: object) -> str:
     """A readable App name from an issuer URL (its host and path)."""
-    return issuer.split("://", 1)[-1].rstrip("/")[:200]
+    return str(issuer).split("://", 1)[-1].rstrip("/")[:200]
 
 
 def app_apply_source(*, app: App, values: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]{0,31})\}")
-FORBIDDEN = re.compile(r"[./@%#?:\\\s]")
+ALLOWED = re.compile(r"[A-Za-z0-9_-]+")  # never a dot, slash, @, %, #, ?, :, &, ; or space
 MAX_VALUE = 100
 SAMPLE_VALUE = "sample"  # stands in for every input when checking a URL's shape
 
@@ -49,7 +49,10 @@ def render(text: str, values: Mapping[str, str]) -> str:
 
 def host_allowed(url: str, suffix: str) -> bool:
     """True when ``url``'s host is ``suffix`` or ends with ``.`` + ``suffix``."""
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    try:
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return False
     suffix = suffix.lower().strip(".")
     return bool(suffix) and (host == suffix or host.endswith("." + suffix))
 
@@ -58,7 +61,9 @@ def _value_problem(value: object, item: Mapping[str, str]) -> str | None:
     label = item.get("label") or item["name"]
     if not isinstance(value, str) or not value:
         return f"{label} is required."
-    if len(value) > MAX_VALUE or not value.isascii() or FORBIDDEN.search(value):
+    if len(value) > MAX_VALUE:
+        return f"{label} is too long (at most {MAX_VALUE} characters)."
+    if not ALLOWED.fullmatch(value):
         return (
             f"{label} may hold only letters, digits and hyphens (no dots, slashes, @, % or spaces)."
         )
@@ -90,7 +95,10 @@ def validate(app: Any, values: Mapping[str, object]) -> dict[str, str]:
     errors: dict[str, str] = {}
     for item in declared(app):
         raw = values.get(item["name"])
-        value = raw.strip().lower() if isinstance(raw, str) else raw
+        # ASCII is checked before lower-casing: "\u212a" (Kelvin) lowers to "k".
+        value = raw.strip() if isinstance(raw, str) else raw
+        if isinstance(value, str) and value.isascii():
+            value = value.lower()
         problem = _value_problem(value, item)
         if problem:
             errors[item["name"]] = problem
@@ -136,14 +144,26 @@ def shape_problems(
         unknown = placeholders(url) - names
         if unknown:
             problems.append(f"{url} uses {', '.join(sorted(unknown))}, which is no customer input.")
-    if names and not suffix:
-        problems.append("Customer inputs need an allowed host suffix (the app's fixed domain).")
+    if names and "." not in suffix.strip("."):
+        problems.append(
+            "Customer inputs need an allowed host suffix: the app's fixed domain, with a dot "
+            "(zendesk.com, not com)."
+        )
+    elif names:
+        for url in urls[:3]:  # the three endpoint URLs
+            sample = render(url, dict.fromkeys(placeholders(url), SAMPLE_VALUE))
+            if url and placeholders(url) and not host_allowed(sample, suffix):
+                problems.append(f"{url} leads outside {suffix}.")
     for item in inputs:
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             problems.append('Each customer input needs a "name".')
             continue
+        pattern = str(item.get("pattern") or "")
         try:
-            re.compile(str(item.get("pattern") or "^$"))
+            re.compile(pattern)
         except re.error as exc:
             problems.append(f"The pattern of {item['name']} does not compile: {exc}.")
+            continue
+        if pattern and not (pattern.startswith("^") and pattern.endswith("$")):
+            problems.append(f"The pattern of {item['name']} must be anchored: ^…$.")
     return problems

@@ -361,3 +361,8 @@ def preset_get(name: str) -> Preset:
     except KeyError:
         known = ", ".join(sorted(catalogue))
         raise KeyError(f"no preset named {name!r}; known presets: {known}") from None
+
+
+def preset_exists(name: str) -> bool:
+    """Whether the catalogue has a preset called ``name``."""
+    return name in _catalogue()

@@ -25,7 +25,7 @@ from oauthflow.presets import (
 )
 
 PRESETS = presets_all()
-SAMPLE_INPUTS = {"subdomain": "acme", "tenant": "acme.eu"}
+SAMPLE_INPUTS = {"subdomain": "acme", "tenant": "acme", "region": "eu"}
 CLIENT_ID, CLIENT_SECRET = "my-client-id", "my-client-secret"
 APP_FIELDS = {field.name for field in App._meta.get_fields() if field.concrete}
 

@@ -17,7 +17,7 @@ from django.utils.text import slugify
 from connections.models import App
 from oauthflow.app_check import app_check
 from oauthflow.app_sources import app_apply_source, app_source_values
-from oauthflow.discovery import app_discover
+from oauthflow.discovery import app_discover, endpoints_elsewhere
 from oauthflow.exceptions import ConfigurationError
 
 
@@ -37,7 +37,12 @@ class Command(BaseCommand):
             metavar="NAME",
             help="Environment variable holding the client secret (never on the command line).",
         )
-        parser.add_argument("--no-check", action="store_true", help="Skip the App check.")
+        parser.add_argument(
+            "--no-check",
+            action="store_true",
+            help="Skip the App check (skipped anyway when the token URL is not on the "
+            "issuer's host; run the admin's Check App after looking).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -46,7 +51,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"{app.slug}: discovered from {app.discovery_url}")
         self.stdout.write("  changed: " + (", ".join(changes) if changes else "nothing"))
-        if options["no_check"]:
+        elsewhere = endpoints_elsewhere(app)
+        if elsewhere:
+            self.stdout.write(f"  warning: {elsewhere}")
+        if options["no_check"] or elsewhere:
             return
         try:
             result = app_check(app=app)
