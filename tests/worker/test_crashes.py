@@ -193,3 +193,56 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
         get_access_token(config_variable_id=cv.pk)
     assert run_sweep(task_log) == 0, "a connection needing reauthorization is not renewed"
     assert provider.request_count == 2
+
+
+def test_a_worker_killed_mid_exchange_is_recovered_by_the_sweep(
+    celery_worker: WorkController,
+    task_log: TaskLog,
+    provider: RotatingTokenProvider,
+    make_config_variable: Callable[..., ConfigVariable],
+    settings: Any,
+) -> None:
+    """A worker dies while exchanging (its lease never released): the row sits in
+    ``exchanging``. Once the lease has expired and ``STUCK_EXCHANGE_AFTER`` has passed,
+    a sweep sends the work again through Redis to a live worker: a client-credentials
+    connection is fetched again and connects; an authorization-code row with its code
+    is exchanged again and ends with a diagnosis, not "Connecting…" forever. Bound:
+    ``RENEWAL_LEASE_SECONDS`` or ``STUCK_EXCHANGE_AFTER``, whichever is longer, plus one
+    sweep interval."""
+    from connections.models import Connection, GrantType
+
+    settings.RENEWAL_LEASE_SECONDS = LEASE_SECONDS
+    settings.STUCK_EXCHANGE_AFTER = 1
+    base = make_config_variable(expires_in=20, due=False)
+    app = base.connection.app
+    app.grant_type = GrantType.CLIENT_CREDENTIALS
+    app.save(update_fields=["grant_type"])
+    machine = Connection.objects.create(
+        app=app, name="Machine", slug=f"machine-{app.slug}", grant_type=GrantType.CLIENT_CREDENTIALS
+    )
+    fetching = ConfigVariable.objects.create(
+        customer=base.customer, connection=machine, status=Status.EXCHANGING
+    )
+    base.status, base.pending_code = Status.EXCHANGING, "a-code-the-dead-worker-held"
+    base.save(update_fields=["status", "pending_code"])
+    for row in (fetching, base):
+        assert lease_claim(config_variable_id=row.pk) is not None  # ... and the worker dies
+    _wait_for_lease_expiry(base)
+    time.sleep(1.1)
+
+    run_sweep(task_log)
+
+    def settled() -> bool:
+        return not ConfigVariable.objects.filter(
+            pk__in=[fetching.pk, base.pk], status=Status.EXCHANGING
+        ).exists()
+
+    deadline = time.monotonic() + 15
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    fetching.refresh_from_db()
+    base.refresh_from_db()
+    assert fetching.status == Status.CONNECTED, fetching.last_error
+    assert base.status == Status.ERROR
+    assert base.diagnosis
+    assert base.pending_code is None
