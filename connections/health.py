@@ -155,7 +155,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format; requires ``Authorization: Bearer <METRICS_TOKEN>`` when set."""
     if settings.METRICS_TOKEN:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given, settings.METRICS_TOKEN):
+        # Bytes: compare_digest refuses non-ASCII str, which made a stray header a 500.
+        if not hmac.compare_digest(given.encode(), settings.METRICS_TOKEN.encode()):
             return HttpResponse("Bearer token required.", status=401)
     registry = CollectorRegistry()
     registry.register(PortalCollector())
