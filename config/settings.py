@@ -6,10 +6,12 @@ variables, listed with their defaults in README.md.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import schedule
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 
 from config.local_keys import ensure_local_env
 
@@ -39,18 +41,22 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # failed-login lockout
+    "csp",  # Content-Security-Policy
     "connections",
     "oauthflow",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -66,6 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",  # {{ CSP_NONCE }} for inline scripts
             ],
         },
     },
@@ -97,6 +104,34 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG e
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
+
+# The cache holds the token API's failed-key counters: set CACHE_URL (e.g. redis://…) when
+# more than one web process serves, or each process counts on its own.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# Throttling failed logins (portal and admin; django-axes, counted in the database) and
+# failed API keys (token API; connections.api_keys, counted in the cache). A client IP,
+# a username or an API key prefix with this many failures within the window is refused
+# (429) until the window passes; successful requests are never counted.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=20)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=300)  # seconds
+API_KEY_FAILURE_LIMIT = env.int("API_KEY_FAILURE_LIMIT", default=20)
+API_KEY_FAILURE_WINDOW = env.int("API_KEY_FAILURE_WINDOW", default=300)  # seconds
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out logins
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each counted on its own
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed login attempts from this address or for this account. "
+    f"Try again in {max(1, round(LOGIN_FAILURE_WINDOW / 60))} minutes."
+)
+# The client IP (logins and the token API): REMOTE_ADDR unless a proxy in front sets a
+# header, e.g. CLIENT_IP_HEADERS=HTTP_X_FORWARDED_FOR with CLIENT_IP_PROXY_COUNT=1.
+AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env.list("CLIENT_IP_HEADERS", default=["REMOTE_ADDR"]))
+AXES_IPWARE_PROXY_COUNT = env.int("CLIENT_IP_PROXY_COUNT", default=None)
 
 # Secrets at rest (django-fernet-encrypted-fields): the first key encrypts, every key
 # decrypts, so a new key goes first and old ones stay until rows are re-encrypted.
@@ -159,6 +194,30 @@ STUCK_EXCHANGE_AFTER = env.int("STUCK_EXCHANGE_AFTER", default=240)
 RENEWAL_MAX_IDLE = env.int("RENEWAL_MAX_IDLE", default=86400)
 # Warn operators and the customer this long (seconds) before a refresh token lapses.
 REFRESH_TOKEN_EXPIRY_WARNING = env.int("REFRESH_TOKEN_EXPIRY_WARNING", default=7 * 86400)
+
+# --- Content-Security-Policy ------------------------------------------------------------
+# django-csp, on every page: inline scripts need the request's
+# nonce ({{ CSP_NONCE }}); inline styles stay allowed (the admin uses them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        # Also checked on the redirect after a form post (Chromium): Connect posts to the
+        # portal, which redirects to the App's authorize URL, an https:// origin an admin
+        # registers. CSP_FORM_ACTION narrows it, e.g. to the Apps' origins.
+        "form-action": [SELF, *env.list("CSP_FORM_ACTION", default=["https:"])],
+    },
+}
+if OAUTH_ALLOW_HTTP_LOOPBACK:  # loopback authorize URLs (the sandbox) are http://
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += [
+        "http://localhost:*",
+        "http://127.0.0.1:*",
+    ]
 
 # --- Celery -----------------------------------------------------------------------------
 # No broker: tasks run eagerly in-process (one machine, nothing to set up). Production

@@ -20,7 +20,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from connections.api_keys import api_key_authenticate
+from connections.api_keys import ApiKeyThrottled, api_key_check, client_ip
 from connections.fingerprints import fingerprint
 from connections.models import ConfigVariable
 from oauthflow.access import AccessToken, AccessTokenRejected, get_access_token
@@ -36,9 +36,18 @@ def _error(status: int, error: str, message: str) -> JsonResponse:
 
 
 def _authorized(request: HttpRequest, pk: uuid.UUID) -> JsonResponse | None:
-    """None when the request's API key reaches ``pk``; else the error response."""
+    """None when the request's API key reaches ``pk``; else the error response (429 with
+    Retry-After while failed keys from this IP or for this key are throttled)."""
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    api_key = api_key_authenticate(raw.strip()) if scheme.lower() == "bearer" else None
+    raw = raw.strip()
+    api_key = None
+    if scheme.lower() == "bearer" and raw:
+        try:
+            api_key = api_key_check(raw, ip=client_ip(request))
+        except ApiKeyThrottled as exc:
+            response = _error(429, "too_many_requests", str(exc))
+            response["Retry-After"] = str(exc.retry_after)
+            return response
     if api_key is None:
         response = _error(401, "unauthorized", "Send Authorization: Bearer <API key>.")
         response["WWW-Authenticate"] = 'Bearer realm="connection-portal"'
