@@ -309,8 +309,26 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return
         created, raw = api_key_create(customer=obj.customer, name=obj.name)
         obj.pk, obj.prefix, obj.key_hash = created.pk, created.prefix, created.key_hash
-        self.message_user(
+        obj._created_key = raw  # for response_add only; never stored
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The new key, shown once in this response's body: not in a message (cookie
+        storage would put it in a cookie), not in the session, not cached."""
+        raw = getattr(obj, "_created_key", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
             request,
-            f"Copy this API key now; it is not stored and will not be shown again: {raw}",
-            messages.WARNING,
+            "admin/connections/apikey/created.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Copy the new API key",
+                "opts": self.opts,
+                "api_key": obj,
+                "raw_key": raw,
+            },
         )
+        response["Cache-Control"] = "no-store"
+        return response
