@@ -164,7 +164,11 @@ RENEWAL_LEAD_FRACTION = env.float("RENEWAL_LEAD_FRACTION", default=0.1)
 RENEWAL_LEAD_MIN = env.int("RENEWAL_LEAD_MIN", default=60)
 RENEWAL_LEAD_MAX = env.int("RENEWAL_LEAD_MAX", default=900)
 RENEWAL_JITTER = env.int("RENEWAL_JITTER", default=15)  # seconds, added at random
-RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=120)
+# A renewal's claim; its holder extends it (a heartbeat every third of it), so a dead
+# holder frees the row within this long.
+RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=15)
+# Seconds a row the sweep enqueued is not enqueued again (a queued renewal's grace).
+RENEWAL_ENQUEUE_GUARD = env.int("RENEWAL_ENQUEUE_GUARD", default=120)
 RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=60.0)  # seconds
 RENEWAL_SWEEP_BATCH = env.int("RENEWAL_SWEEP_BATCH", default=500)
 SWEEP_LATE_INTERVALS = env.int("SWEEP_LATE_INTERVALS", default=5)  # missed sweeps → alert

@@ -31,7 +31,7 @@ from oauthflow.exceptions import (
     ProviderUnavailable,
 )
 from oauthflow.grants import authorization_code_fields
-from oauthflow.lease import lease_claim, lease_release
+from oauthflow.lease import lease_claim, lease_kept_alive, lease_release
 from oauthflow.models import TokenRequestKind
 from oauthflow.outcomes import Key, Outcome, classify_callback_error
 from oauthflow.redaction import storable
@@ -201,12 +201,13 @@ def config_variable_exchange_code(
         if not config_variable.pending_code:
             return None
         try:
-            result = run_token_chain(
-                app=config_variable.connection.app,
-                fields=authorization_code_fields(config_variable),
-                kind=TokenRequestKind.EXCHANGE,
-                config_variable=config_variable,
-            )
+            with lease_kept_alive(config_variable_id=config_variable_id, lease_token=lease):
+                result = run_token_chain(
+                    app=config_variable.connection.app,
+                    fields=authorization_code_fields(config_variable),
+                    kind=TokenRequestKind.EXCHANGE,
+                    config_variable=config_variable,
+                )
         except ProviderError as exc:
             # A code is single-use: only a failure that reached no server (refused
             # connection, DNS) is worth a retry; a 429 or 5xx may have spent it.

@@ -8,15 +8,21 @@ outlives ``RENEWAL_LEASE_SECONDS`` (a crashed worker) can be claimed again.
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db.models import Q
 from django.utils import timezone
 
 from connections.models import ConfigVariable
+
+logger = logging.getLogger(__name__)
 
 
 def _claim(ids: Sequence[uuid.UUID | str], seconds: int | None) -> tuple[uuid.UUID, int]:
@@ -85,3 +91,31 @@ def lease_extend_many(
     return ConfigVariable.objects.filter(
         pk__in=config_variable_ids, lease_token=lease_token
     ).update(lease_expires_at=timezone.now() + timedelta(seconds=seconds))
+
+
+@contextmanager
+def lease_kept_alive(
+    *, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID
+) -> Iterator[None]:
+    """Keep a one-row lease alive while its token request runs: a heartbeat thread
+    extends it every third of ``RENEWAL_LEASE_SECONDS``. Leases can then be short, so
+    a dead holder's lease (no heartbeat) frees the row within ``RENEWAL_LEASE_SECONDS``
+    and a waiting caller takes it over instead of sleeping out a long lease."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.RENEWAL_LEASE_SECONDS / 3):
+                lease_extend_many(config_variable_ids=[config_variable_id], lease_token=lease_token)
+        except Exception:  # a missed beat only shortens the lease; the holder goes on
+            logger.warning("oauthflow.lease.heartbeat_failed", exc_info=True)
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)

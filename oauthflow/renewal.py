@@ -54,6 +54,7 @@ from oauthflow.lease import (
     lease_claim,
     lease_claim_many,
     lease_extend_many,
+    lease_kept_alive,
     lease_release,
     lease_release_many,
 )
@@ -70,15 +71,17 @@ T = TypeVar("T")
 
 def due_queryset(*, now: datetime) -> QuerySet[ConfigVariable]:
     """Due rows, oldest first, through the partial index ``config_variable_due`` (its
-    cost follows the due rows, not the table). Rows under a live lease, or enqueued
-    within the last ``RENEWAL_LEASE_SECONDS``, are left out."""
-    recently = now - timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
+    cost follows the due rows, not the table). Rows under a live lease are left out, and
+    so are rows enqueued within the last ``RENEWAL_ENQUEUE_GUARD`` seconds that no
+    worker has claimed yet (still queued); a row whose claim lapsed (its worker died)
+    is due again at once."""
+    recently = now - timedelta(seconds=settings.RENEWAL_ENQUEUE_GUARD)
     return (
         ConfigVariable.objects.filter(
             status__in=RENEWABLE_STATUSES, refresh_at__isnull=False, refresh_at__lte=now
         )
         .exclude(lease_expires_at__gte=now)
-        .exclude(enqueued_at__gte=recently)
+        .exclude(enqueued_at__gte=recently, lease_expires_at__isnull=True)
         .order_by("refresh_at")
     )
 
@@ -288,12 +291,13 @@ def config_variable_renew(
             return None
         try:
             kind, fields = renewal_fields(config_variable)
-            result = run_token_chain(
-                app=config_variable.connection.app,
-                fields=fields,
-                kind=kind,
-                config_variable=config_variable,
-            )
+            with lease_kept_alive(config_variable_id=config_variable_id, lease_token=lease):
+                result = run_token_chain(
+                    app=config_variable.connection.app,
+                    fields=fields,
+                    kind=kind,
+                    config_variable=config_variable,
+                )
         except ProviderError as exc:
             return _renewal_failed(config_variable, exc)
         return _store_renewed(config_variable, result, kind, first_fetch=first_fetch)

@@ -203,3 +203,35 @@ def test_a_failed_reconnect_of_a_working_connection_is_told_to_the_customer(
     page = portal_client.get(reverse("connections:detail", args=[cv.pk])).content.decode()
     assert "Your last reconnect did not complete" in page
     assert "still works" in page
+
+
+@pytest.mark.skipif(
+    db_connection.vendor == "sqlite", reason="SQLite's shared in-memory test database locks tables"
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_renewal_keeps_its_short_lease_alive_and_a_dead_one_frees_the_row(settings):
+    import time
+
+    settings.RENEWAL_LEASE_SECONDS = 1
+    cv = ConfigVariableFactory(
+        status=Status.CONNECTED,
+        access_token="a0",
+        refresh_token="r0",
+        refresh_at=timezone.now() - timedelta(seconds=1),
+    )
+    taken: list[object] = []
+
+    def slow(request):
+        time.sleep(2.5)  # longer than the lease: only the heartbeat keeps it
+        taken.append(lease_claim(config_variable_id=cv.pk))  # another worker tries
+        return 200, {}, '{"access_token": "a1", "expires_in": 3600}'
+
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, TOKEN_URL, callback=slow)
+        config_variable_renew(config_variable_id=cv.pk)
+    assert taken == [None]  # the live holder's lease was never free
+    db_connection.close()
+    # A holder that dies (no heartbeat): its lease frees the row within the lease.
+    assert lease_claim(config_variable_id=cv.pk) is not None
+    time.sleep(1.2)
+    assert lease_claim(config_variable_id=cv.pk) is not None

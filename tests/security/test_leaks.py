@@ -146,6 +146,7 @@ def test_check_deploy_passes_with_the_documented_production_settings(tmp_path):
         "DJANGO_ALLOWED_HOSTS": "portal.example.com",
         "DJANGO_CSRF_TRUSTED_ORIGINS": "https://portal.example.com",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        "METRICS_TOKEN": "a-long-random-scrape-token",
     }
     manage = Path(__file__).resolve().parents[2] / "manage.py"
     result = subprocess.run(  # noqa: S603 - our own manage.py
