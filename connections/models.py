@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from connections.fields import SecretField
 from oauthflow import inputs
+from oauthflow.flavors import FLAVORS
 from oauthflow.netguard import scheme_problem
 from oauthflow.presets import preset_exists
 
@@ -168,7 +169,7 @@ class App(models.Model):
     pinned_flavor = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        choices=[(n, f"Flavor {n}") for n in range(1, 7)],
+        choices=[(flavor.number, flavor.label) for flavor in FLAVORS],
         help_text="Try only this flavor (the guide's numbering). Blank: try all six.",
     )
     # Where the App came from: a preset (oauthflow.presets) and/or discovery (RFC 8414).
