@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('connections', '0005_presets_inputs_discovery'),
+        ("connections", "0005_presets_inputs_discovery"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='app',
-            name='pinned_flavor',
-            field=models.PositiveSmallIntegerField(blank=True, choices=[(1, '#1: Basic header (URL-encoded credentials), form body'), (2, '#2: Basic header (URL-encoded credentials), json body'), (3, '#3: credentials in the body, form body'), (4, '#4: credentials in the body, json body'), (5, '#5: Basic header (raw credentials), form body'), (6, '#6: Basic header (raw credentials), json body')], help_text="Try only this flavor (the guide's numbering). Blank: try all six.", null=True),
+            model_name="app",
+            name="pinned_flavor",
+            field=models.PositiveSmallIntegerField(
+                blank=True,
+                choices=[
+                    (1, "#1: Basic header (URL-encoded credentials), form body"),
+                    (2, "#2: Basic header (URL-encoded credentials), json body"),
+                    (3, "#3: credentials in the body, form body"),
+                    (4, "#4: credentials in the body, json body"),
+                    (5, "#5: Basic header (raw credentials), form body"),
+                    (6, "#6: Basic header (raw credentials), json body"),
+                ],
+                help_text="Try only this flavor (the guide's numbering). Blank: try all six.",
+                null=True,
+            ),
         ),
     ]
