@@ -492,3 +492,19 @@ class AlertIncident(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class StatusSnapshot(models.Model):
+    """ConfigVariables by status at one moment, taken by the renewal sweep at most once
+    per ``slot`` (5 minutes) and kept 7 days: the dashboard's "connections by status over
+    time" (``connections.metrics_history``)."""
+
+    slot = models.DateTimeField(unique=True, help_text="Start of the 5-minute slot (UTC)")
+    taken_at = models.DateTimeField()
+    counts = models.JSONField(default=dict, help_text="Status → number of ConfigVariables")
+
+    class Meta:
+        ordering = ["-slot"]
+
+    def __str__(self) -> str:
+        return f"Status counts at {self.taken_at:%Y-%m-%d %H:%M:%S}"
