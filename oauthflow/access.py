@@ -79,6 +79,21 @@ def _token(config_variable: ConfigVariable) -> AccessToken:
     )
 
 
+def _connected(config_variable_id: uuid.UUID | str) -> ConfigVariable:
+    """The ConfigVariable, if its tokens work; raises ``ReauthorizationRequired`` (with
+    the recorded diagnosis) when it is not connected, ``DoesNotExist`` when absent."""
+    config_variable = ConfigVariable.objects.select_related("connection__app").get(
+        pk=config_variable_id
+    )
+    if config_variable.status not in RENEWABLE_STATUSES:
+        raise ReauthorizationRequired(
+            f"The connection is not connected ({config_variable.status}); the customer "
+            "must connect it first.",
+            diagnosis=config_variable.diagnosis,
+        )
+    return config_variable
+
+
 def _backoff_left(config_variable: ConfigVariable) -> float:
     """Seconds until a failed renewal may be tried again (0: no backoff in force)."""
     if not config_variable.failure_count or config_variable.refresh_at is None:
@@ -113,15 +128,7 @@ def get_access_token(
     """
     deadline = time.monotonic() + wait_seconds
     while True:
-        config_variable = ConfigVariable.objects.select_related("connection__app").get(
-            pk=config_variable_id
-        )
-        if config_variable.status not in RENEWABLE_STATUSES:
-            raise ReauthorizationRequired(
-                f"The connection is not connected ({config_variable.status}); the customer "
-                "must connect it first.",
-                diagnosis=config_variable.diagnosis,
-            )
+        config_variable = _connected(config_variable_id)
         if _usable(config_variable, min_valid_seconds) or _held_as_too_early(config_variable):
             return _token(config_variable)
         backoff = _backoff_left(config_variable)
@@ -176,14 +183,7 @@ def report_rejected_token(
     """
     deadline = time.monotonic() + wait_seconds
     while True:
-        config_variable = ConfigVariable.objects.select_related("connection__app").get(
-            pk=config_variable_id
-        )
-        if config_variable.status not in RENEWABLE_STATUSES:
-            raise ReauthorizationRequired(
-                f"The connection is not connected ({config_variable.status}).",
-                diagnosis=config_variable.diagnosis,
-            )
+        config_variable = _connected(config_variable_id)
         current = fingerprint(config_variable.access_token)
         if current != token_fingerprint:
             return get_access_token(config_variable_id=config_variable_id)

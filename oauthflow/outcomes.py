@@ -18,7 +18,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -295,30 +295,11 @@ def conclude(verdicts: Sequence[Verdict]) -> ChainVerdict:
             )
         return ChainVerdict(last, detail)
     if all(v.key is Key.SERVER_ERROR for v in verdicts):
-        return ChainVerdict(
-            Verdict(
-                key=Key.SERVER_ERROR,
-                outcome=Outcome.TRANSIENT,
-                error=last.error,
-                text=last.text,
-                status=last.status,
-                retry_after=last.retry_after,
-                flavor=last.flavor,
-            )
-        )
+        return ChainVerdict(replace(last, outcome=Outcome.TRANSIENT))
     meaningful = [v for v in verdicts if _informative(v)]
     if not meaningful:
         first = verdicts[0]
-        return ChainVerdict(
-            Verdict(
-                key=Key.ALL_FORMATS_REJECTED,
-                outcome=Outcome.NEXT_FLAVOR,
-                error=first.error,
-                text=first.text,
-                status=first.status,
-                flavor=first.flavor,
-            )
-        )
+        return ChainVerdict(replace(first, key=Key.ALL_FORMATS_REJECTED, retry_after=None))
     counts = Counter(v.key for v in meaningful)
     for key in CHAIN_PRIORITY:
         if key in counts:

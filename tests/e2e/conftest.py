@@ -22,8 +22,9 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from django.contrib.auth import get_user_model
 
-from connections.models import App, GrantType
+from connections.models import App, Customer, CustomerUser, GrantType
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 CALLBACK_PATH = "/oauth2/callback"
@@ -294,3 +295,16 @@ def browser(live_server: Any, sandbox_server: SandboxServer) -> Iterator[Browser
     scripted = Browser(portal_url=live_server.url, sandbox=sandbox_server)
     yield scripted
     scripted.session.close()
+
+
+PORTAL_USERNAME = "carol"
+PORTAL_PASSWORD = "carol-portal-password"
+
+
+@pytest.fixture
+def portal_customer(transactional_db: None) -> Customer:
+    """A customer with one portal user, ``carol``."""
+    customer = Customer.objects.create(name="Acme")
+    user = get_user_model().objects.create_user(PORTAL_USERNAME, password=PORTAL_PASSWORD)
+    CustomerUser.objects.create(user=user, customer=customer)
+    return customer

@@ -12,37 +12,25 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from connections.models import (
     ConfigVariable,
     Connection,
     Customer,
-    CustomerUser,
     GrantType,
     Status,
     StatusTransition,
 )
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 from oauthflow.renewal import config_variable_renew
+from tests.e2e.conftest import PORTAL_PASSWORD, PORTAL_USERNAME
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Browser, SandboxServer
 
 pytestmark = pytest.mark.e2e
 
-PORTAL_USERNAME = "carol"
-PORTAL_PASSWORD = "carol-portal-password"
 SCOPES = "read write offline_access"
-
-
-@pytest.fixture
-def portal_customer(transactional_db: None) -> Customer:
-    """A customer with one portal user, ``carol``."""
-    customer = Customer.objects.create(name="Acme")
-    user = get_user_model().objects.create_user(PORTAL_USERNAME, password=PORTAL_PASSWORD)
-    CustomerUser.objects.create(user=user, customer=customer)
-    return customer
 
 
 def _connection(sandbox: SandboxServer, *, client_secret: str) -> Connection:

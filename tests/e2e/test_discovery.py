@@ -7,27 +7,18 @@ from io import StringIO
 from typing import TYPE_CHECKING
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from connections.models import App, ConfigVariable, Connection, Customer, CustomerUser, Status
+from connections.models import App, ConfigVariable, Connection, Customer, Status
 from oauthflow.models import TokenRequest, TokenRequestKind
 from oauthflow.renewal import config_variable_renew
-from tests.e2e.test_connect_flow import PORTAL_PASSWORD, PORTAL_USERNAME
+from tests.e2e.conftest import PORTAL_PASSWORD, PORTAL_USERNAME
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Browser, SandboxServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def portal_customer(transactional_db: None) -> Customer:
-    customer = Customer.objects.create(name="Acme")
-    user = get_user_model().objects.create_user(PORTAL_USERNAME, password=PORTAL_PASSWORD)
-    CustomerUser.objects.create(user=user, customer=customer)
-    return customer
 
 
 def _discover(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, secret: str) -> str:

@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connections.api_keys import api_key_create
-from connections.models import ConfigVariable, Connection, Customer, CustomerUser, Status
+from connections.models import ConfigVariable, Connection, Customer, Status
 from oauthflow.models import TokenRequest, TokenRequestKind
-from tests.e2e.test_connect_flow import PORTAL_PASSWORD, PORTAL_USERNAME, SCOPES
+from tests.e2e.conftest import PORTAL_PASSWORD, PORTAL_USERNAME
+from tests.e2e.test_connect_flow import SCOPES
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Browser, SandboxServer
@@ -24,14 +25,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 SANDBOX_REFRESH_LIFETIME = 7776000  # sandbox/settings.py's default: 90 days
-
-
-@pytest.fixture
-def portal_customer(transactional_db: None) -> Customer:
-    customer = Customer.objects.create(name="Acme")
-    user = get_user_model().objects.create_user(PORTAL_USERNAME, password=PORTAL_PASSWORD)
-    CustomerUser.objects.create(user=user, customer=customer)
-    return customer
 
 
 @pytest.fixture
