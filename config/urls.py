@@ -4,6 +4,11 @@ from django.urls import include, path
 
 from connections import health
 
+# The admin is the product's, not "Django administration".
+admin.site.site_header = "Connection portal"
+admin.site.site_title = "Connection portal admin"
+admin.site.index_title = "Apps, connections and their health"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),

@@ -15,9 +15,15 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from connections.admin_common import diagnosis_html, token_request_table
+from connections.admin_common import (
+    ReadOnlyChangeFormMixin,
+    diagnosis_html,
+    token_request_table,
+    utc_display,
+)
 from connections.alerts import customer_tell_reconnect
 from connections.api_keys import api_key_create
 from connections.app_admin import AppAdmin  # noqa: F401 - registers the App admin
@@ -62,18 +68,22 @@ class CustomerUserInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "contact_email", "created_at")
+    list_display = ("name", "contact_email", "created_at_utc")
     search_fields = ("name",)
     inlines = (CustomerUserInline,)
+
+    created_at_utc = utc_display("created_at", "Created at")
 
 
 class StatusTransitionInline(admin.TabularInline):
     model = StatusTransition
     extra = 0
     can_delete = False
-    fields = ("created_at", "from_status", "to_status", "reason")
+    fields = ("created_at_utc", "from_status", "to_status", "reason")
     readonly_fields = fields
     ordering = ("-created_at", "-id")
+
+    created_at_utc = utc_display("created_at", "When")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -117,16 +127,18 @@ class FailingSinceFilter(admin.SimpleListFilter):
 
 
 @admin.register(ConfigVariable)
-class ConfigVariableAdmin(admin.ModelAdmin):
+class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
+    # Every field is read-only (the actions change rows): no Save buttons on the page.
     list_display = (
-        "id",
         "customer",
         "connection",
         "status",
-        "expires_at",
-        "refresh_at",
+        "expires_at_utc",
+        "refresh_at_utc",
         "failure_count",
+        "short_id",
     )
+    list_display_links = ("customer", "connection")
     list_filter = (
         "status",
         "connection__app",
@@ -144,23 +156,40 @@ class ConfigVariableAdmin(admin.ModelAdmin):
         "access_token_fingerprint",
         "refresh_token_fingerprint",
         "token_type",
-        "expires_at",
-        "refresh_at",
-        "refresh_token_expires_at",
+        "expires_at_utc",
+        "refresh_at_utc",
+        "refresh_token_expires_at_utc",
         "scopes_granted",
         "token_extra",
         "warnings",
         "last_error",
         "failure_count",
-        "connected_at",
-        "refreshed_at",
-        "lease_expires_at",
+        "failing_since_utc",
+        "connected_at_utc",
+        "refreshed_at_utc",
+        "lease_expires_at_utc",
+        "id",
         "recent_token_requests",
     )
     readonly_fields = fields
     inlines = (StatusTransitionInline,)
     actions = ("renew_now", "mark_for_reconnection", "tell_customer_to_reconnect", "disconnect")
     change_list_template = "admin/connections/configvariable_change_list.html"
+
+    expires_at_utc = utc_display("expires_at", "Expires at")
+    refresh_at_utc = utc_display("refresh_at", "Renews at")
+    refresh_token_expires_at_utc = utc_display(
+        "refresh_token_expires_at", "Refresh token expires at"
+    )
+    failing_since_utc = utc_display("failing_since", "Failing since")
+    connected_at_utc = utc_display("connected_at", "Connected at")
+    refreshed_at_utc = utc_display("refreshed_at", "Refreshed at")
+    lease_expires_at_utc = utc_display("lease_expires_at", "Lease expires at")
+
+    @admin.display(description="ID")
+    def short_id(self, obj: ConfigVariable) -> SafeString:
+        """The UUID's first block, whole on hover: searchable without wrapping the row."""
+        return format_html("<code title='{}'>{}…</code>", obj.pk, str(obj.pk)[:8])
 
     def get_urls(self) -> list:
         dashboard = path(
@@ -288,15 +317,18 @@ class ConfigVariableAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys for the token API. The key is shown once, on creation; only a hash is kept."""
 
-    list_display = ("name", "customer", "prefix", "created_at", "last_used_at", "revoked")
+    list_display = ("name", "customer", "prefix", "created_at_utc", "last_used_at_utc", "revoked")
     list_filter = ("revoked", "customer")
     search_fields = ("name", "prefix", "customer__name")
-    readonly_fields = ("prefix", "created_at", "last_used_at")
+    readonly_fields = ("prefix", "created_at_utc", "last_used_at_utc")
+
+    created_at_utc = utc_display("created_at", "Created at")
+    last_used_at_utc = utc_display("last_used_at", "Last used at")
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         if obj is None:
             return ("customer", "name")
-        return ("customer", "name", "prefix", "created_at", "last_used_at", "revoked")
+        return ("customer", "name", "prefix", "created_at_utc", "last_used_at_utc", "revoked")
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         # A revoked key stays revoked: issue a new one instead of reviving a leaked one.

@@ -1,8 +1,15 @@
-"""Pieces the admin pages share: the token-request table and a diagnosis block."""
+"""Pieces the admin pages share: the token-request table, a diagnosis block, the one
+date format (ISO 8601 with seconds, in UTC) and read-only change pages."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -12,6 +19,51 @@ from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
 
 RECENT_TOKEN_REQUESTS = 20
+UTC_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
+
+
+def utc(value: datetime | None) -> str:
+    """The admin's one date format: ``2026-01-31 14:05:09 UTC`` (``—`` for none)."""
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime(UTC_FORMAT)
+
+
+def utc_display(field: str, description: str) -> Callable[[Any, Model], str]:
+    """A ModelAdmin display method showing the datetime ``field`` as :func:`utc`, sortable
+    by the field: ``expires_at_utc = utc_display("expires_at", "Expires at")``."""
+
+    @admin.display(description=description, ordering=field)
+    def display(self: Any, obj: Model) -> str:
+        return utc(getattr(obj, field))
+
+    display.__name__ = f"{field}_utc"
+    return display
+
+
+class ReadOnlyChangeFormMixin:
+    """For change pages where every field is read-only: no Save buttons, no form to post.
+
+    Change permission still governs the list's actions (renew, disconnect); only the
+    change form itself offers nothing to save.
+    """
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Model | None = None,
+    ) -> Any:
+        context.update(
+            show_save=False,
+            show_save_and_continue=False,
+            show_save_and_add_another=False,
+            show_save_as_new=False,
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 def token_request_table(queryset: QuerySet[TokenRequest]) -> SafeString | str:
@@ -26,7 +78,7 @@ def token_request_table(queryset: QuerySet[TokenRequest]) -> SafeString | str:
         (
             (
                 reverse("admin:oauthflow_tokenrequest_change", args=[r.pk]),
-                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 r.get_kind_display(),
                 r.flavor,
                 r.status_code or r.error or "—",

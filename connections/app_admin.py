@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from connections.admin_common import token_request_table
+from connections.admin_common import token_request_table, utc
 from connections.forms import AppForm
 from connections.models import App, GrantType
 from oauthflow import inputs
@@ -25,6 +25,7 @@ from oauthflow.app_sources import app_apply_source, app_source_values
 from oauthflow.authorize import authorize_url_build, callback_url
 from oauthflow.discovery import app_discover, endpoints_elsewhere
 from oauthflow.exceptions import ConfigurationError
+from oauthflow.flavors import FLAVORS_BY_NUMBER
 from oauthflow.presets import presets_all
 from oauthflow.records import app_test_client_credentials, last_failed_chain
 from oauthflow.replay import postman_collection
@@ -33,14 +34,14 @@ from oauthflow.replay import postman_collection
 @admin.register(App)
 class AppAdmin(admin.ModelAdmin):
     form = AppForm
-    list_display = ("name", "preset", "grant_type", "token_url", "preferred_flavor", "checked")
+    list_display = ("name", "preset", "grant_type", "token_url", "flavor_that_works", "checked")
     list_filter = ("grant_type", "preset")
     search_fields = ("name", "slug", "client_id", "token_url")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = (
         "callback_url_to_register",
         "configuration_warnings",
-        "preferred_flavor",
+        "flavor_that_works",
         "authorize_url_preview",
         "recent_token_requests",
         "origin",
@@ -71,7 +72,7 @@ class AppAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "authorize_url_preview",
-                    "preferred_flavor",
+                    "flavor_that_works",
                     "pinned_flavor",
                     "extra_authorize_params",
                     "extra_token_params",
@@ -98,11 +99,40 @@ class AppAdmin(admin.ModelAdmin):
         ("Troubleshooting", {"fields": ("recent_token_requests",)}),
     )
 
+    # What only the authorization-code grant uses: a client-credentials App has no
+    # customer at a consent screen, so no callback, authorize URL, PKCE or offline access.
+    AUTHORIZATION_CODE_ONLY = frozenset(
+        {
+            "callback_url_to_register",
+            "authorize_url",
+            "authorize_url_preview",
+            "offline_strategy",
+            "prompt_consent",
+            "use_pkce",
+            "extra_authorize_params",
+            "callback_metadata",
+        }
+    )
+
     def get_fieldsets(self, request: HttpRequest, obj: App | None = None) -> tuple:
+        fieldsets = self.fieldsets
+        if obj is not None and obj.grant_type == GrantType.CLIENT_CREDENTIALS:
+            fieldsets = tuple(
+                (
+                    "Scopes" if name == "Scopes and offline access" else name,
+                    {
+                        **options,
+                        "fields": tuple(
+                            f for f in options["fields"] if f not in self.AUTHORIZATION_CODE_ONLY
+                        ),
+                    },
+                )
+                for name, options in fieldsets
+            )
         # View-only staff (operators) would see every field rendered read-only, the
         # secret included: show whether one is set instead.
         if self.has_change_permission(request, obj):
-            return self.fieldsets
+            return fieldsets
         return tuple(
             (
                 name,
@@ -114,7 +144,7 @@ class AppAdmin(admin.ModelAdmin):
                     ),
                 },
             )
-            for name, options in self.fieldsets
+            for name, options in fieldsets
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: App | None = None) -> tuple:
@@ -123,6 +153,13 @@ class AppAdmin(admin.ModelAdmin):
     @admin.display(description="Client secret")
     def client_secret_status(self, obj: App | None) -> str:
         return "set (write-only)" if obj is not None and obj.client_secret else "not set"
+
+    @admin.display(description="Flavor that works", ordering="preferred_flavor")
+    def flavor_that_works(self, obj: App | None) -> str:
+        if obj is None or obj.preferred_flavor is None:
+            return "Not known yet (the first exchange tries all six)"
+        flavor = FLAVORS_BY_NUMBER.get(obj.preferred_flavor)
+        return flavor.label if flavor else f"#{obj.preferred_flavor}"
 
     @admin.display(description="Callback URL to register at the app")
     def callback_url_to_register(self, obj: App | None) -> str:
@@ -161,9 +198,9 @@ class AppAdmin(admin.ModelAdmin):
             )
             parts.append(
                 format_html(
-                    "Discovered from <code>{}</code> at {} UTC: <small>{}</small>",
+                    "Discovered from <code>{}</code> at {}: <small>{}</small>",
                     obj.discovery_url,
-                    f"{obj.discovered_at:%Y-%m-%d %H:%M:%S}",
+                    utc(obj.discovered_at),
                     found,
                 )
             )
@@ -187,9 +224,9 @@ class AppAdmin(admin.ModelAdmin):
             ((row["label"], row["status"] or "—", row["verdict"]) for row in obj.check_results),
         )
         return format_html(
-            "<p>{} UTC</p><table><thead><tr><th>Flavor</th><th>Status</th><th>Verdict</th>"
+            "<p>{}</p><table><thead><tr><th>Flavor</th><th>Status</th><th>Verdict</th>"
             "</tr></thead><tbody>{}</tbody></table>",
-            f"{obj.checked_at:%Y-%m-%d %H:%M:%S}",
+            utc(obj.checked_at),
             rows,
         )
 

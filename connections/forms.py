@@ -16,7 +16,7 @@ class AppForm(forms.ModelForm):
         required=False,
         strip=False,  # whitespace is reported, not silently changed
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only. Leave blank to keep the current secret.",
+        help_text="Write-only.",
     )
     client_id = forms.CharField(max_length=500, strip=False)
     # URLs may hold {placeholders} of customer inputs: the model validates them.
@@ -31,6 +31,11 @@ class AppForm(forms.ModelForm):
 
     class Meta:
         model = App
+        help_texts = {
+            "pinned_flavor": "Send token requests only this way (a flavor is where the client "
+            "credentials go and how the body is encoded). Blank: try all six in order, "
+            "starting with the one that last worked.",
+        }
         fields = (
             "name",
             "slug",
@@ -59,6 +64,17 @@ class AppForm(forms.ModelForm):
             "reply_metadata",
             "callback_metadata",
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        secret = self.fields["client_secret"]
+        if self.instance.pk and self.instance.client_secret:
+            secret.help_text = "Write-only: a secret is set. Leave blank to keep it."
+        else:
+            secret.help_text = "Write-only: no secret is set (a public client)."
+        for name in ("authorize_url", "token_url", "revocation_url", "docs_url"):
+            if name in self.fields:
+                self.fields[name].widget.attrs.setdefault("size", 80)
 
     def clean_client_secret(self) -> str:
         secret = self.cleaned_data.get("client_secret", "")

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from connections.admin_common import utc_display
 from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
 from oauthflow.replay import curl_command
@@ -15,7 +16,7 @@ from oauthflow.replay import curl_command
 @admin.register(TokenRequest)
 class TokenRequestAdmin(admin.ModelAdmin):
     list_display = (
-        "created_at",
+        "created_at_utc",
         "app",
         "kind",
         "flavor",
@@ -29,10 +30,16 @@ class TokenRequestAdmin(admin.ModelAdmin):
     search_fields = ("app__name", "error", "url", "config_variable__id")
     date_hierarchy = "created_at"
 
+    created_at_utc = utc_display("created_at", "When")
+
     def get_readonly_fields(
         self, request: HttpRequest, obj: TokenRequest | None = None
     ) -> list[str]:
-        return ["diagnosis_explained", "copy_as_curl"] + [f.name for f in TokenRequest._meta.fields]
+        # Read-only throughout (no change permission): Django shows Close, not Save.
+        return ["diagnosis_explained", "copy_as_curl"] + [
+            "created_at_utc" if f.name == "created_at" else f.name
+            for f in TokenRequest._meta.fields
+        ]
 
     def get_fields(self, request: HttpRequest, obj: TokenRequest | None = None) -> list[str]:
         return self.get_readonly_fields(request, obj)
@@ -46,7 +53,14 @@ class TokenRequestAdmin(admin.ModelAdmin):
 
     @admin.display(description="Copy as curl (secrets are shell variables)")
     def copy_as_curl(self, obj: TokenRequest) -> SafeString:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", curl_command(obj))
+        # Long tokens and URLs have no spaces to break at: wrap anywhere, and scroll
+        # inside the box rather than push the page wider.
+        return format_html(
+            "<pre style='white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-all;"
+            "max-width:100%;max-height:30em;overflow:auto;box-sizing:border-box;"
+            "padding:8px;margin:0'>{}</pre>",
+            curl_command(obj),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
