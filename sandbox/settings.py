@@ -88,7 +88,20 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": SANDBOX_DB}}
+# WAL lets readers and a writer overlap; the timeout makes concurrent writers (two
+# renewals at once) wait for each other instead of failing with "database is locked",
+# and IMMEDIATE transactions take the write lock up front, where the timeout applies.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": SANDBOX_DB,
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+        },
+    }
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Own cookie names: on localhost, cookies ignore the port, so the portal's and the
