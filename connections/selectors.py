@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import enum
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Max, Min, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from connections.models import ConfigVariable, Connection, Customer, Status
+from connections.models import ConfigVariable, Connection, Customer, GrantType, Status
 from connections.refresh_expiry import refresh_token_lapses_soon
+from connections.services import _expiry_margin
 from oauthflow.diagnosis import explain
 from oauthflow.outcomes import Key, Outcome
 
@@ -24,18 +29,36 @@ def customer_for_user(user: AbstractBaseUser | AnonymousUser) -> Customer:
     return membership.customer
 
 
+class CustomerState(enum.StrEnum):
+    """The states a customer sees, each named once (the value is the label shown).
+
+    Templates compare against the members (``view.state == State.CONNECTED``, with
+    ``State`` in the context), never against the words."""
+
+    NOT_CONNECTED = "Not connected"
+    DECLINED = "You declined"
+    CONNECTING = "Connecting…"
+    CONNECTED = "Connected"
+    NEEDS_RECONNECTION = "Needs reconnection"
+    COULD_NOT_CONNECT = "Could not connect"
+
+    # Django templates call callables; the class must be looked into, not called.
+    do_not_call_in_templates = enum.nonmember(True)
+
+
 @dataclass(frozen=True)
 class CustomerView:
-    """A connection as a customer sees it: ``state`` is one of "Not connected",
-    "You declined", "Connecting…", "Connected", "Needs reconnection"; ``reason`` a
-    plain sentence ("" when all is well); ``action`` the main button's label; ``tone``
-    a CSS hint."""
+    """A connection as a customer sees it: ``state`` a ``CustomerState``; ``reason`` a
+    plain sentence ("" when all is well); ``action`` the main button's label ("" for
+    no button, e.g. while connecting); ``primary`` whether that button is the filled
+    one (the customer should press it); ``tone`` a CSS hint."""
 
-    state: str
+    state: CustomerState
     tone: str
     reason: str
     action: str
     can_disconnect: bool
+    primary: bool = True
 
 
 def declined(config_variable: ConfigVariable | None) -> bool:
@@ -77,7 +100,7 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
     status = config_variable.status if config_variable else Status.PENDING
     reason = customer_reason(config_variable)
     if status == Status.EXCHANGING:
-        return CustomerView("Connecting…", "busy", "", "Connect again", can_disconnect=False)
+        return CustomerView(CustomerState.CONNECTING, "busy", "", "", can_disconnect=False)
     if status in (Status.CONNECTED, Status.FAILING):
         note = "We are having trouble renewing access and keep trying." if reason else ""
         if not note and reconnect_failed(config_variable):
@@ -86,20 +109,29 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
                 f"Your last reconnect did not complete: {said} Your existing connection "
                 "still works."
             )
-        if not note and refresh_token_lapses_soon(config_variable):
+        lapsing = not note and refresh_token_lapses_soon(config_variable)
+        if lapsing:
             lapses = config_variable.refresh_token_expires_at
             note = (
                 f"This connection stops working at {lapses:%Y-%m-%d %H:%M} UTC unless you "
                 "press Reconnect before then."
             )
-        return CustomerView("Connected", "ok", note, "Reconnect", can_disconnect=True)
+        # Healthy: Reconnect is there but not the button to press (unless it must be).
+        return CustomerView(
+            CustomerState.CONNECTED, "ok", note, "Reconnect", can_disconnect=True, primary=lapsing
+        )
     if status == Status.REAUTHORIZATION_REQUIRED:
-        return CustomerView("Needs reconnection", "bad", reason, "Reconnect", can_disconnect=True)
+        return CustomerView(
+            CustomerState.NEEDS_RECONNECTION, "bad", reason, "Reconnect", can_disconnect=True
+        )
     if status == Status.ERROR:
-        return CustomerView("Not connected", "bad", reason, "Try again", can_disconnect=False)
+        # The admin's "Error": the same state, named the way the customer sees it.
+        return CustomerView(
+            CustomerState.COULD_NOT_CONNECT, "bad", reason, "Try again", can_disconnect=False
+        )
     if declined(config_variable):
-        return CustomerView("You declined", "none", reason, "Connect", can_disconnect=False)
-    return CustomerView("Not connected", "none", "", "Connect", can_disconnect=False)
+        return CustomerView(CustomerState.DECLINED, "none", reason, "Connect", can_disconnect=False)
+    return CustomerView(CustomerState.NOT_CONNECTED, "none", "", "Connect", can_disconnect=False)
 
 
 HISTORY_WORDS = {
@@ -112,17 +144,100 @@ HISTORY_WORDS = {
     Status.ERROR: "Could not connect",
     Status.DISCONNECTED: "Disconnected",
 }
+# A client-credentials Connect has no consent step: the portal fetches a token at once.
+CLIENT_CREDENTIALS_WORDS = {**HISTORY_WORDS, Status.EXCHANGING: "Fetching a token"}
+
+# A renewal is recorded as connected → connected.
+_RENEWAL = Q(from_status=Status.CONNECTED, to_status=Status.CONNECTED)
+
+
+def _older_than(row: dict) -> Q:
+    return Q(created_at__lt=row["created_at"]) | Q(created_at=row["created_at"], id__lt=row["id"])
+
+
+def _newer_than(row: dict) -> Q:
+    return Q(created_at__gt=row["created_at"]) | Q(created_at=row["created_at"], id__gt=row["id"])
+
+
+def renewals_sentence(count: int, first: datetime, last: datetime) -> str:
+    """One line for a run of ``count`` renewals between ``first`` and ``last`` (UTC)."""
+    if count == 1:
+        return "Access renewed automatically"
+    since = f"{first:%H:%M}" if first.date() == last.date() else f"{first:%Y-%m-%d %H:%M}"
+    return f"Renewed {count} times since {since} (last {last:%H:%M})"
 
 
 def customer_history(config_variable: ConfigVariable, *, limit: int = 10) -> list[tuple]:
-    """The newest ``limit`` events in customer words: (UTC time, sentence)."""
-    history = []
-    for transition in config_variable.transitions.all()[:limit]:
-        words = HISTORY_WORDS.get(transition.to_status, transition.to_status)
-        if transition.to_status == transition.from_status == Status.CONNECTED:
-            words = "Access renewed automatically"
-        history.append((transition.created_at, words))
-    return history
+    """The newest ``limit`` events in customer words, newest first: (UTC time, sentence).
+
+    Each run of renewals between two other events is one line ("Renewed 41 times since
+    09:12 (last 16:37)") dated by its last renewal. At most ``limit`` + 2 queries, none
+    reading a run's rows: a run is counted by the database.
+    """
+    client_credentials = config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
+    words = CLIENT_CREDENTIALS_WORDS if client_credentials else HISTORY_WORDS
+    transitions = config_variable.transitions.all()  # newest first
+    events = list(transitions.exclude(_RENEWAL).values("id", "created_at", "to_status")[:limit])
+    history: list[tuple] = []
+    newer: dict | None = None
+    for event in [*events, None]:
+        if event is None and len(events) == limit:
+            break  # the renewals before the oldest shown event are past the limit
+        run = transitions.filter(_RENEWAL)
+        if newer is not None:
+            run = run.filter(_older_than(newer))
+        if event is not None:
+            run = run.filter(_newer_than(event))
+        seen = run.order_by().aggregate(
+            count=Count("id"), first=Min("created_at"), last=Max("created_at")
+        )
+        if seen["count"]:
+            sentence = renewals_sentence(seen["count"], seen["first"], seen["last"])
+            history.append((seen["last"], sentence))
+        if event is not None:
+            history.append((event["created_at"], words.get(event["to_status"], event["to_status"])))
+        newer = event
+    return history[:limit]
+
+
+@dataclass(frozen=True)
+class TokenTimes:
+    """When the access token stops being used and why, for the connection page.
+
+    ``use_until`` is our stored expiry (``expires_at``); ``app_expiry`` the app's own,
+    ``margin`` seconds later; ``lifetime`` the seconds the app gave the token (None when
+    unknown, e.g. no renewal time recorded)."""
+
+    use_until: datetime
+    app_expiry: datetime
+    margin: int
+    lifetime: int | None
+
+
+def token_times(config_variable: ConfigVariable) -> TokenTimes | None:
+    """The access token's expiry both ways: ours (with the safety margin the portal
+    keeps) and the app's. None when the app gave no lifetime."""
+    expires_at = config_variable.expires_at
+    if expires_at is None:
+        return None
+    issued = config_variable.refreshed_at
+    if issued is None or expires_at <= issued:
+        margin = _expiry_margin(10**9)
+        return TokenTimes(expires_at, expires_at + timedelta(seconds=margin), margin, None)
+    stored = round((expires_at - issued).total_seconds())
+    # expires_at = issued + lifetime - margin(lifetime): find the lifetime back (of two
+    # that fit, 4k+3 and 4k+4 s, the rounder one).
+    for lifetime in range(stored + _expiry_margin(10**9) + 1, stored - 1, -1):
+        margin = _expiry_margin(lifetime)
+        if lifetime - margin == stored:
+            return TokenTimes(expires_at, expires_at + timedelta(seconds=margin), margin, lifetime)
+    margin = _expiry_margin(10**9)
+    return TokenTimes(expires_at, expires_at + timedelta(seconds=margin), margin, None)
+
+
+def version_of(*parts: object) -> str:
+    """A short fingerprint of what a live fragment shows: equal means nothing to swap."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
 def portal_rows(
