@@ -17,6 +17,8 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
 from connections.admin_common import (
     ReadOnlyChangeFormMixin,
@@ -27,6 +29,7 @@ from connections.admin_common import (
 from connections.alerts import customer_tell_reconnect
 from connections.api_keys import api_key_create
 from connections.app_admin import AppAdmin  # noqa: F401 - registers the App admin
+from connections.charts import DASHBOARD_POLL_SECONDS, dashboard_charts
 from connections.dashboard import ATTENTION, dashboard_data
 from connections.fingerprints import fingerprint
 from connections.models import (
@@ -197,9 +200,25 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
             self.admin_site.admin_view(self.dashboard_view),
             name="connections_dashboard",
         )
-        return [dashboard, *super().get_urls()]
+        # Polled by htmx while the dashboard is open: not admin_view, whose redirect to
+        # the login page htmx would follow and swap into the page.
+        dashboard_live = path(
+            "dashboard/live/",
+            never_cache(require_GET(self.dashboard_live_view)),
+            name="connections_dashboard_live",
+        )
+        return [dashboard, dashboard_live, *super().get_urls()]
 
-    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+    def dashboard_live_view(self, request: HttpRequest) -> HttpResponse:
+        """The dashboard's live fragment; signed out: a 401 asking htmx to reload the
+        page once (``HX-Refresh``), which lands on the login page."""
+        if not self.admin_site.has_permission(request):
+            response = HttpResponse("Signed out.", status=401, content_type="text/plain")
+            response["HX-Refresh"] = "true"
+            return response
+        return self.dashboard_view(request, fragment=True)
+
+    def dashboard_view(self, request: HttpRequest, fragment: bool = False) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         data = dashboard_data()
@@ -217,8 +236,11 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
                 (r, explain(r.diagnosis or "rejected", app=r.app).message)
                 for r in data.recent_failures
             ],
+            "charts": dashboard_charts(data),
+            "poll_seconds": DASHBOARD_POLL_SECONDS,
         }
-        return TemplateResponse(request, "admin/connections/dashboard.html", context)
+        template = "_dashboard_live.html" if fragment else "dashboard.html"
+        return TemplateResponse(request, f"admin/connections/{template}", context)
 
     @admin.action(description="Email the customer: reconnect needed", permissions=["change"])
     def tell_customer_to_reconnect(

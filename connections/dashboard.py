@@ -6,15 +6,20 @@ aggregate queries, whatever the number of connections.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
+from connections.metrics_history import status_history
 from connections.models import (
     RENEWABLE_STATUSES,
+    App,
     ConfigVariable,
     GrantType,
     Heartbeat,
@@ -25,6 +30,18 @@ from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
 SWEEP_HEARTBEAT = "renewal_sweep"
 ATTENTION = (Status.FAILING, Status.REAUTHORIZATION_REQUIRED, Status.ERROR)
+
+# The charts: the last 24 hours, drawn in 10-minute buckets of per-minute counts.
+CHART_WINDOW = timedelta(hours=24)
+BUCKET_MINUTES = 10
+# Token requests that renew a connection (the sweep's refreshes and client-credentials
+# fetches); a renewal that tries several flavors counts once per request.
+RENEWAL_KINDS = (TokenRequestKind.REFRESH, TokenRequestKind.CLIENT_CREDENTIALS)
+# Latency percentiles come from the newest this-many durations per App in the window:
+# SQLite has no percentile_cont, so they are computed in Python from a bounded sample
+# (the same code on PostgreSQL; the figures say when the sample was capped).
+LATENCY_SAMPLE = 5000
+CHART_APPS = 50  # Apps drawn in the latency chart and given a sparkline
 
 
 def heartbeat_beat(*, name: str = SWEEP_HEARTBEAT) -> None:
@@ -62,6 +79,193 @@ def unrenewable(*, now: datetime, within: timedelta) -> QuerySet[ConfigVariable]
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """Token requests that renew, in ``BUCKET_MINUTES`` minutes from ``start``."""
+
+    start: datetime
+    renewals: int
+    failures: int
+    peak_renewals: int = 0  # the busiest single minute in the bucket
+    peak_failures: int = 0
+
+    @property
+    def renewals_per_minute(self) -> float:
+        return self.renewals / BUCKET_MINUTES
+
+    @property
+    def failures_per_minute(self) -> float:
+        return self.failures / BUCKET_MINUTES
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Renewals and failures over the chart window, per bucket, with summary figures."""
+
+    buckets: list[Bucket]
+    per_minute: dict[datetime, tuple[int, int]]  # minute → (renewals, failures), non-zero
+
+    @property
+    def renewals(self) -> int:
+        return sum(b.renewals for b in self.buckets)
+
+    @property
+    def failures(self) -> int:
+        return sum(b.failures for b in self.buckets)
+
+    def peak(self) -> tuple[datetime | None, int]:
+        """The minute with the most renewals, and how many."""
+        if not self.per_minute:
+            return None, 0
+        minute = max(self.per_minute, key=lambda m: (self.per_minute[m][0], m))
+        return minute, self.per_minute[minute][0]
+
+    def last(self, minutes: int, *, now: datetime) -> tuple[int, int]:
+        """(renewals, failures) in the last ``minutes`` whole minutes and this one."""
+        since = (now - timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+        rows = [v for m, v in self.per_minute.items() if m >= since]
+        return sum(r for r, _ in rows), sum(f for _, f in rows)
+
+    def hourly(self) -> list[tuple[datetime, int, int]]:
+        """(hour, renewals, failures), oldest first: the numbers beside the chart."""
+        hours: dict[datetime, list[int]] = {}
+        for bucket in self.buckets:
+            hour = bucket.start.replace(minute=0, second=0, microsecond=0)
+            sums = hours.setdefault(hour, [0, 0])
+            sums[0] += bucket.renewals
+            sums[1] += bucket.failures
+        return [(hour, r, f) for hour, (r, f) in hours.items()]
+
+
+@dataclass(frozen=True)
+class AppLatency:
+    """Token-request latency of one App: percentiles of its sampled durations (ms)."""
+
+    app_id: int
+    name: str
+    count: int  # durations in the sample
+    p50: float
+    p95: float
+    capped: bool  # the sample hit ``LATENCY_SAMPLE``: older requests were left out
+
+
+@dataclass(frozen=True)
+class AppTrend:
+    """One App's token requests per hour over the chart window (its sparkline)."""
+
+    hourly: list[int]
+    failures: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.hourly)
+
+
+def floor_minutes(at: datetime, minutes: int) -> datetime:
+    """``at`` rounded down to a multiple of ``minutes`` (UTC)."""
+    step = minutes * 60
+    return datetime.fromtimestamp(int(at.timestamp()) // step * step, tz=UTC)
+
+
+def renewal_activity(
+    *, now: datetime, window: timedelta = CHART_WINDOW, bucket_minutes: int = BUCKET_MINUTES
+) -> Activity:
+    """Renewal requests and failed renewal requests per minute over ``window``, in one
+    query (TruncMinute, Count) over a ``created_at`` range: at most one row per minute,
+    whatever the history. Failures are the outcomes in ``Outcome.failures()``."""
+    last = floor_minutes(now, bucket_minutes)
+    count = math.ceil(window / timedelta(minutes=bucket_minutes))
+    first = last - timedelta(minutes=bucket_minutes * (count - 1))
+    rows = (
+        TokenRequest.objects.filter(
+            created_at__gte=first, created_at__lte=now, kind__in=RENEWAL_KINDS
+        )
+        .annotate(minute=TruncMinute("created_at"))
+        .values("minute")
+        .annotate(
+            renewals=Count("pk"),
+            failures=Count("pk", filter=Q(outcome__in=Outcome.failures())),
+        )
+        .order_by("minute")
+    )
+    per_minute = {row["minute"]: (row["renewals"], row["failures"]) for row in rows}
+    sums: dict[datetime, list[int]] = {}
+    for minute, (renewals, failures) in per_minute.items():
+        into = sums.setdefault(floor_minutes(minute, bucket_minutes), [0, 0, 0, 0])
+        into[0] += renewals
+        into[1] += failures
+        into[2] = max(into[2], renewals)
+        into[3] = max(into[3], failures)
+    buckets = []
+    for i in range(count):
+        start = first + timedelta(minutes=bucket_minutes * i)
+        renewals, failures, peak_renewals, peak_failures = sums.get(start, [0, 0, 0, 0])
+        buckets.append(Bucket(start, renewals, failures, peak_renewals, peak_failures))
+    return Activity(buckets=buckets, per_minute=per_minute)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by linear interpolation between the
+    closest ranks, as PostgreSQL's percentile_cont computes it."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def latency_by_app(
+    *, now: datetime, window: timedelta = CHART_WINDOW, sample: int = LATENCY_SAMPLE
+) -> list[AppLatency]:
+    """p50 and p95 token-request latency per App over ``window``, from the newest
+    ``sample`` durations of each App (one LIMITed query per App, at most ``CHART_APPS``
+    Apps): Apps with no request in the window are left out."""
+    found = []
+    for app_id, name in App.objects.order_by("name").values_list("pk", "name")[:CHART_APPS]:
+        durations = list(
+            TokenRequest.objects.filter(app_id=app_id, created_at__gte=now - window)
+            .order_by("-created_at")
+            .values_list("duration_ms", flat=True)[:sample]
+        )
+        if durations:
+            found.append(
+                AppLatency(
+                    app_id=app_id,
+                    name=name,
+                    count=len(durations),
+                    p50=percentile(durations, 0.50),
+                    p95=percentile(durations, 0.95),
+                    capped=len(durations) >= sample,
+                )
+            )
+    return found
+
+
+def trends_by_app(*, now: datetime, window: timedelta = CHART_WINDOW) -> dict[int, AppTrend]:
+    """Token requests per hour and failures per App over ``window``, in one query
+    (TruncHour, Count): at most one row per App and hour."""
+    hours = math.ceil(window / timedelta(hours=1))
+    last = now.replace(minute=0, second=0, microsecond=0)
+    first = last - timedelta(hours=hours - 1)
+    rows = (
+        TokenRequest.objects.filter(created_at__gte=first, created_at__lte=now)
+        .annotate(hour=TruncHour("created_at"))
+        .values("app_id", "hour")
+        .annotate(n=Count("pk"), failed=Count("pk", filter=Q(outcome__in=Outcome.failures())))
+        .order_by()
+    )
+    series: dict[int, list[int]] = {}
+    failures: dict[int, int] = {}
+    for row in rows:
+        index = int((row["hour"] - first) / timedelta(hours=1))
+        if 0 <= index < hours:
+            series.setdefault(row["app_id"], [0] * hours)[index] += row["n"]
+            failures[row["app_id"]] = failures.get(row["app_id"], 0) + row["failed"]
+    return {app_id: AppTrend(hourly, failures[app_id]) for app_id, hourly in series.items()}
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """Everything the dashboard shows; counts are numbers of ConfigVariables."""
 
@@ -74,6 +278,11 @@ class Dashboard:
     overdue_count: int
     sweep_age: float | None
     sweep_late: bool
+    now: datetime = field(default_factory=timezone.now)
+    activity: Activity | None = None
+    latency: list[AppLatency] = field(default_factory=list)
+    trends: dict[int, AppTrend] = field(default_factory=dict)
+    status_history: list[tuple[datetime, dict[str, int]]] = field(default_factory=list)
 
 
 def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard:
@@ -83,7 +292,7 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         ConfigVariable.objects.values_list("status").annotate(n=Count("pk")).order_by()
     )
     by_app = list(
-        ConfigVariable.objects.values("connection__app__name")
+        ConfigVariable.objects.values("connection__app__id", "connection__app__name")
         .annotate(
             total=Count("pk"),
             connected=Count("pk", filter=Q(status=Status.CONNECTED)),
@@ -103,8 +312,9 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         .order_by("-created_at")[:limit]
     )
     age = sweep_age(now=now)
+    by_status = {status: by_status.get(status, 0) for status in Status.values}
     return Dashboard(
-        by_status={status: by_status.get(status, 0) for status in Status.values},
+        by_status=by_status,
         by_app=by_app,
         attention=attention,
         recent_failures=failures,
@@ -119,4 +329,9 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         overdue_count=overdue(now=now).count(),
         sweep_age=age,
         sweep_late=sweep_is_late(age),
+        now=now,
+        activity=renewal_activity(now=now),
+        latency=latency_by_app(now=now),
+        trends=trends_by_app(now=now),
+        status_history=status_history(now=now, window=CHART_WINDOW, current=by_status),
     )

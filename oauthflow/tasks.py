@@ -16,6 +16,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from connections.dashboard import heartbeat_beat
+from connections.metrics_history import status_snapshot_take
 from connections.refresh_expiry import refresh_tokens_warn
 from connections.watchdog import watchdog_run
 from oauthflow import exchange, records, recovery, renewal
@@ -96,6 +97,7 @@ def sweep_renewals() -> int:
             dispatch(exchange_code, str(config_variable_id), queue="exchange")
         elif action is recovery.Recovery.FETCH:
             dispatch(renew_config_variable, str(config_variable_id), force=True, queue="exchange")
+    status_snapshot_take()  # at most one per 5 minutes: the dashboard's status history
     return total
 
 
