@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "serve":
             command.add_argument("--host", default="127.0.0.1")
             command.add_argument("--port", type=int, default=8001)
+            command.add_argument(
+                "--quiet",
+                action="store_true",
+                help="no banner; log only requests answered with an error",
+            )
     manage = commands.add_parser("manage", help="run a Django management command")
     manage.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -83,9 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sandbox.server import serve
 
     host = f"[{options.host}]" if ":" in options.host else options.host
-    banner = _banner(base_url=f"http://{host}:{options.port}", redirect_uris=redirect_uris)
-    print(banner, flush=True)
-    serve(host=options.host, port=options.port)
+    if not options.quiet:
+        banner = _banner(base_url=f"http://{host}:{options.port}", redirect_uris=redirect_uris)
+        print(banner, flush=True)
+    serve(host=options.host, port=options.port, access_log=not options.quiet)
     return 0
 
 

@@ -23,15 +23,31 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
 class QuietHandler(WSGIRequestHandler):
     """Access log lines on stderr without the client address noise."""
 
+    errors_only = False  # log only requests answered 4xx or 5xx (and server errors)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if self.errors_only and str(code).isdigit() and int(code) < 400:
+            return
+        super().log_request(code, size)
+
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"[sandbox] {format % args}\n")
 
 
-def serve(*, host: str, port: int) -> None:
-    """Serve the sandbox on ``host:port`` until SIGTERM or SIGINT."""
+class ErrorsOnlyHandler(QuietHandler):
+    errors_only = True
+
+
+def serve(*, host: str, port: int, access_log: bool = True) -> None:
+    """Serve the sandbox on ``host:port`` until SIGTERM or SIGINT; without ``access_log``
+    only requests answered with an error are logged."""
     application = StaticFilesHandler(get_wsgi_application())
     httpd = make_server(
-        host, port, application, server_class=ThreadingWSGIServer, handler_class=QuietHandler
+        host,
+        port,
+        application,
+        server_class=ThreadingWSGIServer,
+        handler_class=QuietHandler if access_log else ErrorsOnlyHandler,
     )
     stop = threading.Event()
 
@@ -53,4 +69,5 @@ def serve(*, host: str, port: int) -> None:
         httpd.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("Sandbox stopped.", flush=True)
+    if access_log:
+        print("Sandbox stopped.", flush=True)

@@ -5,18 +5,26 @@ portal, the sandbox authorization server (django-oauth-toolkit, its own process 
 database), a Celery worker and Celery beat. The broker is Redis when
 ``CELERY_BROKER_URL`` is set, else kombu's file-system transport under ``var/broker``,
 so the same worker and beat code runs as in production. Ctrl-C stops everything.
+
+The console stays quiet: the children log warnings and errors only (``--verbose``: every
+request, sweep and renewal), their start-up banners are dropped, and the URLs and
+logins come last, once everything listens, and again whenever Enter is pressed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.core.management import call_command
@@ -25,6 +33,102 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from connections.demo import demo_seed
 
 STOP_GRACE_SECONDS = 10
+CHILDREN = ("sandbox", "worker", "beat", "portal")
+
+# Lines a quiet console drops: records below WARNING in the portal's and the sandbox's
+# log format ("2026-01-31 14:05:09,123 INFO name message") and in Celery's
+# ("[2026-01-31 14:05:09,123: INFO/MainProcess] ..."), and runserver's start-up text.
+_QUIET_DROPS = (
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO) "),
+    re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+: (DEBUG|INFO)/"),
+    re.compile(
+        r"^(Performing system checks|System check identified|Django version|"
+        r"Starting development server|Quit the server with|WARNING: This is a development "
+        r"server|For more information on production servers|Watching for file changes)"
+    ),
+    re.compile(r"^[A-Z][a-z]+ \d\d, \d{4} - \d\d:\d\d:\d\d$"),  # runserver's start time
+    re.compile(r"^\s*$"),
+)
+
+
+def demo_child_commands(
+    *, port: int, sandbox_port: int, callback: str, beat_schedule: Path, verbose: bool
+) -> dict[str, list[str]]:
+    """The children's command lines, in start order. Quiet unless ``verbose``: Celery
+    without its banner at WARNING, runserver without its system-check report, the
+    sandbox without its banner and with an access log of errors only."""
+    manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+    celery = [sys.executable, "-m", "celery", "-A", "config", *([] if verbose else ["--quiet"])]
+    level = "info" if verbose else "warning"
+    return {
+        "sandbox": [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "serve",
+            "--port",
+            str(sandbox_port),
+            "--redirect-uri",
+            callback,
+            *([] if verbose else ["--quiet"]),
+        ],
+        "worker": [
+            *celery,
+            "worker",
+            "-Q",
+            "exchange,refresh",
+            "-l",
+            level,
+            "--concurrency",
+            "2",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        "beat": [*celery, "beat", "-l", level, "--schedule", str(beat_schedule)],
+        "portal": [
+            *manage,
+            "runserver",
+            "--noreload",
+            *([] if verbose else ["--skip-checks"]),
+            f"localhost:{port}",
+        ],
+    }
+
+
+def demo_child_env(base: dict[str, str], *, verbose: bool) -> dict[str, str]:
+    """Log levels for the children: the portal's ``LOG_LEVEL`` (root logger of
+    runserver, worker and beat) and the sandbox's ``SANDBOX_LOG_LEVEL``."""
+    level = "INFO" if verbose else "WARNING"
+    return {**base, "LOG_LEVEL": level, "SANDBOX_LOG_LEVEL": level}
+
+
+def demo_keep_line(line: str, *, verbose: bool) -> bool:
+    """Whether a child's output line reaches the console."""
+    if verbose:
+        return True
+    return not any(pattern.search(line) for pattern in _QUIET_DROPS)
+
+
+def demo_banner(
+    *, portal_url: str, sandbox_url: str, broker: str, sweep_interval: str, logins: object
+) -> str:
+    """What to open and how to log in; the URLs and logins are its last lines."""
+    return "\n".join(
+        [
+            "",
+            f"Connection portal demo is running (broker: {broker}; worker on queues "
+            f"exchange,refresh; beat sweeps every {sweep_interval} s).",
+            "Press Connect on 'Sandbox widgets', consent as the sandbox user, and watch the "
+            "token renew itself about every 30 s on the connection's page.",
+            "Quiet unless something fails (--verbose shows every request and renewal). "
+            "Enter prints this again; Ctrl-C stops everything.",
+            f"  Portal:  {portal_url}/   log in as {'/'.join(logins.customer)}",
+            f"  Admin:   {portal_url}/admin/   log in as {'/'.join(logins.admin)}",
+            f"  Sandbox: {sandbox_url}/o/   (the third-party app) "
+            f"log in as {'/'.join(logins.sandbox_user)} when asked to consent",
+            "",
+        ]
+    )
 
 
 class Command(BaseCommand):
@@ -41,6 +145,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--no-serve", action="store_true", help="migrate and seed only, then exit"
+        )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show the children's start-up banners and every request, sweep and renewal",
         )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -59,60 +168,61 @@ class Command(BaseCommand):
             self.stdout.write("Demo data ready.")
             return
 
-        env = {
-            **os.environ,
-            "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "filesystem://",
-            "OAUTH_PUBLIC_CALLBACK_URL": callback,
-            "RENEWAL_SWEEP_INTERVAL": str(options["sweep_interval"]),
-            "PYTHONUNBUFFERED": "1",
-        }
-        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-        celery = [sys.executable, "-m", "celery", "-A", "config"]
-        commands = {
-            "sandbox": [
-                sys.executable,
-                "-m",
-                "sandbox",
-                "serve",
-                "--port",
-                str(sandbox_port),
-                "--redirect-uri",
-                callback,
-            ],
-            "worker": [
-                *celery,
-                "worker",
-                "-Q",
-                "exchange,refresh",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            "beat": [
-                *celery,
-                "beat",
-                "-l",
-                "info",
-                "--schedule",
-                str(Path(settings.VAR_DIR) / "demo-beat-schedule"),
-            ],
-            "portal": [*manage, "runserver", "--noreload", f"localhost:{port}"],
-        }
+        verbose = options["verbose"]
+        env = demo_child_env(
+            {
+                **os.environ,
+                "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "filesystem://",
+                "OAUTH_PUBLIC_CALLBACK_URL": callback,
+                "RENEWAL_SWEEP_INTERVAL": str(options["sweep_interval"]),
+                "PYTHONUNBUFFERED": "1",
+            },
+            verbose=verbose,
+        )
+        commands = demo_child_commands(
+            port=port,
+            sandbox_port=sandbox_port,
+            callback=callback,
+            beat_schedule=Path(settings.VAR_DIR) / "demo-beat-schedule",
+            verbose=verbose,
+        )
+        banner = demo_banner(
+            portal_url=portal_url,
+            sandbox_url=sandbox_url,
+            broker=env["CELERY_BROKER_URL"].split("@")[-1],
+            sweep_interval=env["RENEWAL_SWEEP_INTERVAL"],
+            logins=logins,
+        )
+        write_lock = threading.Lock()
+
+        def say(text: str, style: Callable[[str], str] | None = None) -> None:
+            with write_lock:
+                self.stdout.write(style(text) if style else text)
+                self.stdout.flush()
+
         processes: dict[str, subprocess.Popen] = {}
         # SIGTERM (say, from a process manager) stops the children just like Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             for name, command in commands.items():
                 processes[name] = subprocess.Popen(  # noqa: S603 - our own fixed commands
-                    command, env=env, cwd=settings.BASE_DIR, start_new_session=True
+                    command,
+                    env=env,
+                    cwd=settings.BASE_DIR,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    errors="replace",
                 )
-            time.sleep(2)
-            self.stdout.write(
-                self.style.SUCCESS(self._banner(portal_url, sandbox_url, env, logins))
-            )
+                _relay(name, processes[name].stdout, say, verbose=verbose)
+                if name == "sandbox":  # the worker may renew at once: the sandbox first
+                    _wait_for_port(sandbox_port, processes[name])
+            _wait_for_port(port, processes["portal"])
+            time.sleep(1)  # the children's last start-up lines come before the banner
+            say(banner, self.style.SUCCESS)
+            _on_enter(lambda: say(banner, self.style.SUCCESS))
             while all(process.poll() is None for process in processes.values()):
                 time.sleep(0.5)
             dead = [name for name, process in processes.items() if process.poll() is not None]
@@ -122,24 +232,36 @@ class Command(BaseCommand):
         finally:
             _stop(processes.values())
 
-    @staticmethod
-    def _banner(portal_url: str, sandbox_url: str, env: dict[str, str], logins: object) -> str:
-        broker = env["CELERY_BROKER_URL"].split("@")[-1]
-        return "\n".join(
-            [
-                "",
-                "Connection portal demo is running.",
-                f"  Portal:  {portal_url}/   log in as {'/'.join(logins.customer)}",
-                f"  Admin:   {portal_url}/admin/   log in as {'/'.join(logins.admin)}",
-                f"  Sandbox: {sandbox_url}/o/   (the third-party app) "
-                f"log in as {'/'.join(logins.sandbox_user)} when asked to consent",
-                f"  Broker:  {broker}; worker on queues exchange,refresh; beat sweeps every "
-                f"{env['RENEWAL_SWEEP_INTERVAL']} s",
-                "Press Connect on 'Sandbox widgets', consent, and watch the token renew itself "
-                "about every 30 s on the connection's page. Ctrl-C stops everything.",
-                "",
-            ]
-        )
+
+def _relay(
+    name: str, stream: IO[str] | None, say: Callable[[str], None], *, verbose: bool
+) -> threading.Thread:
+    """Copy a child's output to the console, prefixed with its name, quiet unless
+    ``verbose`` (:func:`demo_keep_line`)."""
+
+    def run() -> None:
+        if stream is None:
+            return
+        for line in stream:
+            line = line.rstrip("\n")
+            if demo_keep_line(line, verbose=verbose):
+                say(f"[{name}] {line}")
+
+    thread = threading.Thread(target=run, name=f"demo-relay-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _on_enter(action: Callable[[], None], stdin: Iterable[str] | None = None) -> None:
+    """Run ``action`` whenever a line arrives on stdin (Enter), until stdin closes."""
+    lines = sys.stdin if stdin is None else stdin
+
+    def run() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for _ in lines:
+                action()
+
+    threading.Thread(target=run, name="demo-enter", daemon=True).start()
 
 
 def _port_free(port: int) -> bool:
