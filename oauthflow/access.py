@@ -19,7 +19,8 @@ from connections.models import RENEWABLE_STATUSES, ConfigVariable, Status
 from connections.services import config_variable_transition
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.outcomes import Key, Outcome
-from oauthflow.renewal import config_variable_renew, token_still_works
+from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal_failures import token_still_works
 from oauthflow.tokens import bearer_type
 
 POLL_SECONDS = 0.05

@@ -3,23 +3,12 @@
 Authorization-code connections spend their refresh token; client-credentials
 connections fetch a new token. Each renewal claims the ConfigVariable's lease first, so
 two workers never spend the same refresh token, and re-checks after the claim that the
-renewal is still due. What a failure means is the chain's ``Outcome``
-(``oauthflow.outcomes``); here it becomes a status:
-
-* grant dead (a revoked or expired refresh token): ``reauthorization_required``, no
-  more attempts: the customer must reconnect;
-* benign (the app says "too early"): tokens and status kept, renewal rescheduled for
-  after the access token expires, no failure counted;
-* transient (no reply, 5xx, 429), and refusals an admin can fix (say ``invalid_client``
-  after a secret changed, a wrong token URL): ``refresh_at`` moves out by exponential
-  backoff with jitter (at least ``Retry-After``), and after ``RENEWAL_FAILING_AFTER``
-  in a row the status is ``failing``; the sweep picks the row up again when it is due.
-"""
+renewal is still due. What a failed renewal becomes is decided from the chain's
+``Outcome`` in ``oauthflow.renewal_failures``."""
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -39,9 +28,7 @@ from connections.fingerprints import fingerprint
 from connections.models import RENEWABLE_STATUSES, ConfigVariable, Connection, GrantType, Status
 from connections.services import (
     PreparedTransition,
-    config_variable_fail,
     config_variable_store_tokens,
-    config_variable_transition,
     token_changes,
     transition_announce,
     transition_prepare,
@@ -59,7 +46,7 @@ from oauthflow.lease import (
     lease_release_many,
 )
 from oauthflow.models import TokenRequest
-from oauthflow.outcomes import Key, Outcome
+from oauthflow.renewal_failures import renewal_failed as _renewal_failed
 
 logger = logging.getLogger(__name__)
 
@@ -96,91 +83,6 @@ def renewals_due(*, now: datetime | None = None, limit: int | None = None) -> li
     if ids:
         ConfigVariable.objects.filter(pk__in=ids).update(enqueued_at=now)
     return ids
-
-
-def backoff_seconds(*, failures: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after ``failures`` transient failures in a row: exponential from
-    ``RENEWAL_BACKOFF_BASE``, capped at ``RENEWAL_BACKOFF_MAX``, with up to 25 % jitter,
-    and never less than the app's ``Retry-After``."""
-    delay = min(
-        settings.RENEWAL_BACKOFF_BASE * 2 ** max(failures - 1, 0), settings.RENEWAL_BACKOFF_MAX
-    )
-    delay += random.uniform(0, delay / 4)  # noqa: S311 - spreading load, not crypto
-    return max(delay, retry_after or 0)
-
-
-def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
-    failures = config_variable.failure_count + 1
-    delay = backoff_seconds(failures=failures, retry_after=exc.retry_after)
-    status = config_variable.status
-    if failures >= settings.RENEWAL_FAILING_AFTER:
-        status = Status.FAILING
-    return config_variable_transition(
-        config_variable=config_variable,
-        to_status=status,
-        reason=f"Renewal failed ({failures} in a row); retrying in {delay:.0f} s: {exc}",
-        failure_count=failures,
-        last_error=str(exc),
-        diagnosis=exc.diagnosis or Key.REJECTED,
-        refresh_at=timezone.now() + timedelta(seconds=delay),
-    )
-
-
-def token_still_works(config_variable: ConfigVariable) -> bool:
-    """Whether the access token is still within the lifetime the app gave it (our
-    ``expires_at`` keeps a safety margin before that). A "too early" answer about a
-    token past it is not benign: it is counted as a failure."""
-    expires_at = config_variable.expires_at
-    if expires_at is None:
-        return bool(config_variable.access_token)
-    return expires_at + timedelta(seconds=settings.OAUTH_EXPIRY_MARGIN) > timezone.now()
-
-
-def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
-    """The app refused to renew a token that still works: keep tokens and status,
-    try again once the access token has expired, count no failure."""
-    now = timezone.now()
-    later = now + timedelta(seconds=settings.RENEWAL_BACKOFF_BASE)
-    expires_at = config_variable.expires_at
-    retry_at = max(expires_at, later) if expires_at else later
-    if exc.retry_after:
-        retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after))
-    return config_variable_transition(
-        config_variable=config_variable,
-        to_status=config_variable.status,
-        reason=f"The app said it is too early to renew; the tokens are kept and renewal "
-        f"is rescheduled for {retry_at:%Y-%m-%d %H:%M:%S} UTC: {exc}",
-        diagnosis=Key.TOO_EARLY,
-        refresh_at=retry_at,
-    )
-
-
-def _renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
-    first_fetch = config_variable.status not in RENEWABLE_STATUSES
-    if first_fetch:
-        # A first client-credentials fetch has nothing to keep alive: say what failed.
-        return config_variable_fail(
-            config_variable=config_variable,
-            to_status=Status.ERROR,
-            reason="Fetching a client-credentials token failed",
-            error=exc,
-            fallback_diagnosis=Key.REJECTED,
-            refresh_at=None,
-        )
-    if exc.outcome is Outcome.GRANT_DEAD:
-        return config_variable_fail(
-            config_variable=config_variable,
-            to_status=Status.REAUTHORIZATION_REQUIRED,
-            reason="Renewal refused for good; the customer must reconnect",
-            error=exc,
-            fallback_diagnosis=Key.REFRESH_TOKEN_REVOKED,
-            refresh_at=None,
-        )
-    if exc.outcome is Outcome.BENIGN and token_still_works(config_variable):
-        return _too_early(config_variable, exc)
-    # Transient, or a refusal an admin can fix (a changed secret, a wrong URL): keep
-    # retrying with backoff rather than making customers reconnect.
-    return _record_transient(config_variable, exc)
 
 
 def _still_needed(
