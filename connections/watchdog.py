@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from celery import current_app
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
@@ -48,10 +49,8 @@ def broker_reachable() -> bool | None:
     """Whether the broker answers (None: no broker configured, tasks run eagerly)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return None
-    from config.celery import app as celery_app  # the Celery app imports Django settings
-
     try:
-        with celery_app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return True
     except Exception:
