@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 
 from connections.models import ConfigVariable, Connection, Customer, GrantType, Status
 from connections.refresh_expiry import refresh_token_lapses_soon
-from connections.services import _expiry_margin
+from connections.services import expiry_margin
 from oauthflow.diagnosis import explain
 from oauthflow.outcomes import Key, Outcome
 
@@ -222,16 +222,16 @@ def token_times(config_variable: ConfigVariable) -> TokenTimes | None:
         return None
     issued = config_variable.refreshed_at
     if issued is None or expires_at <= issued:
-        margin = _expiry_margin(10**9)
+        margin = expiry_margin(10**9)
         return TokenTimes(expires_at, expires_at + timedelta(seconds=margin), margin, None)
     stored = round((expires_at - issued).total_seconds())
     # expires_at = issued + lifetime - margin(lifetime): find the lifetime back (of two
     # that fit, 4k+3 and 4k+4 s, the rounder one).
-    for lifetime in range(stored + _expiry_margin(10**9) + 1, stored - 1, -1):
-        margin = _expiry_margin(lifetime)
+    for lifetime in range(stored + expiry_margin(10**9) + 1, stored - 1, -1):
+        margin = expiry_margin(lifetime)
         if lifetime - margin == stored:
             return TokenTimes(expires_at, expires_at + timedelta(seconds=margin), margin, lifetime)
-    margin = _expiry_margin(10**9)
+    margin = expiry_margin(10**9)
     return TokenTimes(expires_at, expires_at + timedelta(seconds=margin), margin, None)
 
 

@@ -208,7 +208,7 @@ def token_warnings(
     return warnings
 
 
-def _expiry_margin(lifetime: int) -> int:
+def expiry_margin(lifetime: int) -> int:
     """``OAUTH_EXPIRY_MARGIN`` seconds, but never more than a quarter of a token's
     ``lifetime``: a 30 s token must not be stored as already expired."""
     return min(settings.OAUTH_EXPIRY_MARGIN, lifetime // 4)
@@ -246,7 +246,7 @@ def _schedule(
         expires_in = None
     expires_at = refresh_at = None
     if expires_in is not None:
-        expires_at = issued_at + timedelta(seconds=expires_in - _expiry_margin(expires_in))
+        expires_at = issued_at + timedelta(seconds=expires_in - expiry_margin(expires_in))
         if renewable:
             refresh_at = (
                 issued_at
@@ -274,7 +274,7 @@ def token_changes(
     A new ``refresh_token`` replaces the old one in the same write; none keeps the old
     one (RFC 6749 §6), and a reply repeating the same tokens is a valid no-op renewal.
     ``expires_in`` seconds becomes ``expires_at`` (UTC) less a safety margin
-    (``_expiry_margin``), and ``refresh_at`` comes from ``_schedule``; no ``expires_in``
+    (``expiry_margin``), and ``refresh_at`` comes from ``_schedule``; no ``expires_in``
     means the access token does not expire. Only an ``exchange`` ends the in-flight
     authorization (code, PKCE verifier, redirect URI): a renewal leaves a Reconnect the
     customer has started untouched. No query.
