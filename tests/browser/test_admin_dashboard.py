@@ -112,7 +112,7 @@ def admin_login(page: Page, portal: Portal) -> None:
     page.get_by_label("Username").fill(ADMIN_USERNAME)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Site administration")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Apps, connections and their health")
 
 
 def test_the_health_dashboard_shows_who_is_broken_and_why(
@@ -148,8 +148,10 @@ def test_the_health_dashboard_shows_who_is_broken_and_why(
         has=page.get_by_role("cell", name="Sandbox", exact=True)
     )
     # App, config variables, connected (Acme, Hooli, Pied Piper), broken (Initech,
-    # Globex, Umbrella).
-    expect(sandbox_row.get_by_role("cell")).to_have_text(["Sandbox", "6", "3", "3"])
+    # Globex, Umbrella), then its token requests over 24 h (a sparkline and the figures).
+    expect(sandbox_row.get_by_role("cell")).to_have_text(
+        ["Sandbox", "6", "3", "3", "2 requests, 2 failed"], use_inner_text=True
+    )
     shot(page, "17-admin-dashboard")
 
 
