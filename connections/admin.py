@@ -24,6 +24,7 @@ from connections.admin_common import (
     ReadOnlyChangeFormMixin,
     diagnosis_html,
     token_request_table,
+    utc_column,
     utc_display,
 )
 from connections.alerts import customer_tell_reconnect
@@ -71,11 +72,11 @@ class CustomerUserInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("name", "contact_email", "created_at_utc")
+    list_display = ("name", "contact_email", "created_at_column")
     search_fields = ("name",)
     inlines = (CustomerUserInline,)
 
-    created_at_utc = utc_display("created_at", "Created at")
+    created_at_column = utc_column("created_at", "Created")
 
 
 class StatusTransitionInline(admin.TabularInline):
@@ -136,9 +137,9 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
         "customer",
         "connection",
         "status",
-        "expires_at_utc",
-        "refresh_at_utc",
-        "failure_count",
+        "expires_at_column",
+        "refresh_at_column",
+        "failures",
         "short_id",
     )
     list_display_links = ("customer", "connection")
@@ -179,6 +180,8 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     actions = ("renew_now", "mark_for_reconnection", "tell_customer_to_reconnect", "disconnect")
     change_list_template = "admin/connections/configvariable_change_list.html"
 
+    expires_at_column = utc_column("expires_at", "Expires")
+    refresh_at_column = utc_column("refresh_at", "Renews")
     expires_at_utc = utc_display("expires_at", "Expires at")
     refresh_at_utc = utc_display("refresh_at", "Renews at")
     refresh_token_expires_at_utc = utc_display(
@@ -188,6 +191,10 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     connected_at_utc = utc_display("connected_at", "Connected at")
     refreshed_at_utc = utc_display("refreshed_at", "Refreshed at")
     lease_expires_at_utc = utc_display("lease_expires_at", "Lease expires at")
+
+    @admin.display(description="Failures", ordering="failure_count")
+    def failures(self, obj: ConfigVariable) -> int:
+        return obj.failure_count
 
     @admin.display(description="ID")
     def short_id(self, obj: ConfigVariable) -> SafeString:
@@ -339,13 +346,22 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys for the token API. The key is shown once, on creation; only a hash is kept."""
 
-    list_display = ("name", "customer", "prefix", "created_at_utc", "last_used_at_utc", "revoked")
+    list_display = (
+        "name",
+        "customer",
+        "prefix",
+        "created_at_column",
+        "last_used_at_column",
+        "revoked",
+    )
     list_filter = ("revoked", "customer")
     search_fields = ("name", "prefix", "customer__name")
     readonly_fields = ("prefix", "created_at_utc", "last_used_at_utc")
 
     created_at_utc = utc_display("created_at", "Created at")
     last_used_at_utc = utc_display("last_used_at", "Last used at")
+    created_at_column = utc_column("created_at", "Created")
+    last_used_at_column = utc_column("last_used_at", "Last used")
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple:
         if obj is None:

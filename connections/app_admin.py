@@ -157,7 +157,7 @@ class AppAdmin(admin.ModelAdmin):
     @admin.display(description="Flavor that works", ordering="preferred_flavor")
     def flavor_that_works(self, obj: App | None) -> str:
         if obj is None or obj.preferred_flavor is None:
-            return "Not known yet (the first exchange tries all six)"
+            return "Not known yet (the first token request tries all six)"
         flavor = FLAVORS_BY_NUMBER.get(obj.preferred_flavor)
         return flavor.label if flavor else f"#{obj.preferred_flavor}"
 

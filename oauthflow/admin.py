@@ -7,8 +7,9 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from connections.admin_common import utc_display
+from connections.admin_common import utc_column, utc_display
 from oauthflow.diagnosis import explain
+from oauthflow.flavors import FLAVORS_BY_NUMBER
 from oauthflow.models import TokenRequest
 from oauthflow.replay import curl_command
 
@@ -16,7 +17,7 @@ from oauthflow.replay import curl_command
 @admin.register(TokenRequest)
 class TokenRequestAdmin(admin.ModelAdmin):
     list_display = (
-        "created_at_utc",
+        "created_at_column",
         "app",
         "kind",
         "flavor",
@@ -31,14 +32,19 @@ class TokenRequestAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     created_at_utc = utc_display("created_at", "When")
+    created_at_column = utc_column("created_at", "When")
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: TokenRequest | None = None
     ) -> list[str]:
         # Read-only throughout (no change permission): Django shows Close, not Save.
+        shown = {
+            "created_at": "created_at_utc",
+            "request_body": "request_body_wrapped",
+            "flavor": "flavor_named",
+        }
         return ["diagnosis_explained", "copy_as_curl"] + [
-            "created_at_utc" if f.name == "created_at" else f.name
-            for f in TokenRequest._meta.fields
+            shown.get(f.name, f.name) for f in TokenRequest._meta.fields
         ]
 
     def get_fields(self, request: HttpRequest, obj: TokenRequest | None = None) -> list[str]:
@@ -50,6 +56,19 @@ class TokenRequestAdmin(admin.ModelAdmin):
         return format_html(
             "<p><strong>{}</strong></p><p>Fix: {}</p>", diagnosis.message, diagnosis.fix
         )
+
+    @admin.display(description="Request body")
+    def request_body_wrapped(self, obj: TokenRequest) -> SafeString:
+        return format_html(
+            "<code style='white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-all'>"
+            "{}</code>",
+            obj.request_body or "—",
+        )
+
+    @admin.display(description="Flavor")
+    def flavor_named(self, obj: TokenRequest) -> str:
+        flavor = FLAVORS_BY_NUMBER.get(obj.flavor)
+        return flavor.label if flavor else str(obj.flavor)
 
     @admin.display(description="Copy as curl (secrets are shell variables)")
     def copy_as_curl(self, obj: TokenRequest) -> SafeString:
