@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from collections.abc import Iterator
 
 import pytest
+from django.db import connections
 from django.test import Client
 
 from tests.factories import ConfigVariableFactory, CustomerFactory, UserFactory
@@ -28,6 +31,29 @@ def _loopback_only(self: socket.socket, address: object) -> object:
 @pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _threads_close_their_db_connections() -> Iterator[None]:
+    """Every thread a test starts (a Celery worker's pool, a lease heartbeat, a test's
+    concurrent callers) closes its database connections when it ends. Django opens one
+    connection per thread and keeps it (``CONN_MAX_AGE``); on PostgreSQL a connection
+    left open by a finished thread keeps a session on the test database, and
+    pytest-django then cannot drop it ("being accessed by other users")."""
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        try:
+            original(self)
+        finally:
+            connections.close_all()
+
+    threading.Thread.run = run
+    try:
+        yield
+    finally:
+        threading.Thread.run = original
+        connections.close_all()
 
 
 @pytest.fixture(autouse=True)

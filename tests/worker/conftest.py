@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -35,6 +36,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun
 from celery.worker.worker import WorkController
 from django.conf import settings as django_settings
+from django.db import connections as db_connections
 from django.utils import timezone
 
 from config.celery import app as config_celery_app
@@ -156,15 +158,27 @@ def celery_worker(celery_app: Celery, transactional_db: None) -> Iterator[WorkCo
     """A real Celery worker thread (4 threads) on the ``exchange`` and ``refresh`` queues
     (and any other queue ``CELERY_TASK_ROUTES`` names)."""
     routed = {route["queue"] for route in django_settings.CELERY_TASK_ROUTES.values()}
-    with start_worker(
-        celery_app,
-        pool="threads",
-        concurrency=WORKER_CONCURRENCY,
-        perform_ping_check=False,
-        queues=sorted(routed | set(WORKER_QUEUES)),
-        shutdown_timeout=30.0,
-    ) as worker:
-        yield worker
+
+    def close_connections(**kwargs: Any) -> None:
+        # The pool's threads outlive the test worker (its thread pool is not shut down
+        # when the test stops it): a connection they kept would hold a session on the
+        # PostgreSQL test database, which pytest-django then cannot drop.
+        if threading.current_thread() is not threading.main_thread():
+            db_connections.close_all()
+
+    task_postrun.connect(close_connections, weak=False)
+    try:
+        with start_worker(
+            celery_app,
+            pool="threads",
+            concurrency=WORKER_CONCURRENCY,
+            perform_ping_check=False,
+            queues=sorted(routed | set(WORKER_QUEUES)),
+            shutdown_timeout=30.0,
+        ) as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(close_connections)
 
 
 @pytest.fixture
