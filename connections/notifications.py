@@ -1,7 +1,7 @@
 """Telling operators when a connection needs attention, through ``connections.alerts``.
 
-A transition into ``failing`` or ``reauthorization_required`` opens the connection's
-incident (one alert, however often it recurs); a return to ``connected`` resolves it.
+A transition into ``failing``, ``reauthorization_required`` or ``error`` opens the
+connection's incident (one alert, however often it recurs); a return to ``connected`` resolves it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from connections.models import ConfigVariable, Status
 
 logger = logging.getLogger(__name__)
 
-ALERT_STATUSES = (Status.FAILING, Status.REAUTHORIZATION_REQUIRED)
+ALERT_STATUSES = (Status.FAILING, Status.REAUTHORIZATION_REQUIRED, Status.ERROR)
 
 
 def notify_transition(*, config_variable: ConfigVariable, from_status: str, reason: str) -> bool:

@@ -264,3 +264,20 @@ def test_a_revoked_api_key_cannot_be_revived_in_the_admin(admin_client):
     )
     key.refresh_from_db()
     assert key.revoked
+
+
+def test_a_connection_that_could_not_connect_alerts_operators_once(
+    settings, django_capture_on_commit_callbacks
+):
+    from connections.services import config_variable_transition
+
+    settings.OPERATOR_EMAILS = ["ops@example.com"]
+    cv = ConfigVariableFactory(status="exchanging")
+    with django_capture_on_commit_callbacks(execute=True):
+        config_variable_transition(
+            config_variable=cv, to_status="error", reason="Code exchange failed", diagnosis="x"
+        )
+        config_variable_transition(config_variable=cv, to_status="authorizing", reason="again")
+        config_variable_transition(config_variable=cv, to_status="error", reason="failed again")
+    assert len(mail.outbox) == 1  # one incident, however often it recurs
+    assert "Could not connect" in mail.outbox[0].subject or "Error" in mail.outbox[0].subject
