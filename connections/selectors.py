@@ -16,6 +16,7 @@ from connections.models import ConfigVariable, Connection, Customer, GrantType, 
 from connections.refresh_expiry import refresh_token_lapses_soon
 from connections.services import expiry_margin
 from oauthflow.diagnosis import explain
+from oauthflow.exchange import EXCHANGED_REASON
 from oauthflow.outcomes import Key, Outcome
 
 ATTENTION_STATUSES = (Status.ERROR, Status.REAUTHORIZATION_REQUIRED, Status.FAILING)
@@ -148,7 +149,9 @@ HISTORY_WORDS = {
 CLIENT_CREDENTIALS_WORDS = {**HISTORY_WORDS, Status.EXCHANGING: "Fetching a token"}
 
 # A renewal is recorded as connected → connected.
-_RENEWAL = Q(from_status=Status.CONNECTED, to_status=Status.CONNECTED)
+_RENEWAL = Q(from_status=Status.CONNECTED, to_status=Status.CONNECTED) & ~Q(
+    reason__startswith=EXCHANGED_REASON
+)
 
 
 def _older_than(row: dict) -> Q:
@@ -177,7 +180,9 @@ def customer_history(config_variable: ConfigVariable, *, limit: int = 10) -> lis
     client_credentials = config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
     words = CLIENT_CREDENTIALS_WORDS if client_credentials else HISTORY_WORDS
     transitions = config_variable.transitions.all()  # newest first
-    events = list(transitions.exclude(_RENEWAL).values("id", "created_at", "to_status")[:limit])
+    events = list(
+        transitions.exclude(_RENEWAL).values("id", "created_at", "from_status", "to_status")[:limit]
+    )
     history: list[tuple] = []
     newer: dict | None = None
     for event in [*events, None]:
@@ -195,7 +200,10 @@ def customer_history(config_variable: ConfigVariable, *, limit: int = 10) -> lis
             sentence = renewals_sentence(seen["count"], seen["first"], seen["last"])
             history.append((seen["last"], sentence))
         if event is not None:
-            history.append((event["created_at"], words.get(event["to_status"], event["to_status"])))
+            said = words.get(event["to_status"], event["to_status"])
+            if event["from_status"] == event["to_status"] == Status.CONNECTED:
+                said = "Reconnected"  # a Reconnect of a working connection
+            history.append((event["created_at"], said))
         newer = event
     return history[:limit]
 

@@ -40,6 +40,9 @@ from oauthflow.state import state_consume, state_issue
 logger = logging.getLogger(__name__)
 
 MAX_CODE_LENGTH = 4096
+# How an exchange's transition reason starts: the portal's history tells a Reconnect of
+# a working connection (connected → connected) from a renewal by it.
+EXCHANGED_REASON = "Code exchanged for tokens"
 LEASE_POLL_SECONDS = 0.1
 MAX_METADATA_LENGTH = 200  # characters kept of a callback value (realmId is ~20)
 
@@ -217,7 +220,7 @@ def config_variable_exchange_code(
         return config_variable_store_tokens(
             config_variable=config_variable,
             token=result.token,
-            reason=f"Code exchanged for tokens with flavor {result.flavor.label}.",
+            reason=f"{EXCHANGED_REASON} with flavor {result.flavor.label}.",
             issued_at=result.sent_at,
             exchange=True,
         )

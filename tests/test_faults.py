@@ -235,3 +235,25 @@ def test_a_slow_renewal_keeps_its_short_lease_alive_and_a_dead_one_frees_the_row
     assert lease_claim(config_variable_id=cv.pk) is not None
     time.sleep(1.2)
     assert lease_claim(config_variable_id=cv.pk) is not None
+
+
+@responses.activate
+def test_a_successful_reconnect_reads_reconnected_not_renewed(portal_client, customer):
+    from connections.selectors import customer_history
+
+    connection = ConnectionFactory()
+    cv = ConfigVariableFactory(
+        customer=customer,
+        connection=connection,
+        status=Status.CONNECTED,
+        access_token="old",
+        refresh_token="r0",
+        expires_at=timezone.now() + timedelta(hours=1),
+        refresh_at=timezone.now() + timedelta(minutes=50),
+    )
+    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    responses.post(TOKEN_URL, json=TOKENS)
+    portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
+    config_variable_exchange_code(config_variable_id=cv.pk)
+    assert [words for _, words in customer_history(cv)][0] == "Reconnected"
