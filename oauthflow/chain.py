@@ -26,7 +26,13 @@ from connections.models import App, ConfigVariable
 from oauthflow import client, inputs
 from oauthflow.client import HttpReply, TransportError
 from oauthflow.exceptions import ProviderError, provider_error
-from oauthflow.flavors import BodyFormat, Flavor, build_token_request, flavor_order
+from oauthflow.flavors import (
+    BodyFormat,
+    Flavor,
+    basic_authorization,
+    build_token_request,
+    flavor_order,
+)
 from oauthflow.models import TokenRequest
 from oauthflow.outcomes import Key, Outcome, Verdict, classify_transport, conclude
 from oauthflow.outcomes import retry_after_seconds as _retry_after_seconds
@@ -93,7 +99,14 @@ class _ChainRun:
     @property
     def secrets(self) -> tuple[str | None, ...]:
         names = ("code", "code_verifier", "refresh_token")
-        return (self.app.client_secret, *(self.fields.get(name) for name in names))
+        secret = self.app.client_secret or ""
+        # An app may echo the Authorization header: its base64 of id:secret is a secret.
+        basics = tuple(
+            basic_authorization(self.app.client_id, secret, urlencoded=urlencoded).split()[-1]
+            for urlencoded in (True, False)
+            if secret
+        )
+        return (secret, *basics, *(self.fields.get(name) for name in names))
 
     def record(
         self,

@@ -56,14 +56,33 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return cleaned
 
 
+# A field name that holds a credential, as ``oauthflow.sensitive.secret_name`` decides
+# for JSON, for text that is not JSON (form bodies, echoed dicts, logs).
+CREDENTIAL_FIELD_PATTERN = (
+    r"[\w.-]*(?:token|secret|passw(?:or)?d|passphrase|api[_-]?key|apikey|credential|"
+    r"authorization|cookie|verifier|assertion|session_?id)[\w.-]*|code"
+)
+_QUOTED_FIELD = re.compile(
+    rf"""(["'](?!token_type["'])(?:{CREDENTIAL_FIELD_PATTERN})["']\s*[:=]\s*)(["'])(?:\\.|(?!\2).)*\2""",
+    re.IGNORECASE,
+)
+_FORM_FIELD = re.compile(
+    rf"((?:^|[&?\s;,])(?!token_type=)(?:{CREDENTIAL_FIELD_PATTERN})=)[^&\s;,]*", re.IGNORECASE
+)
+# An Authorization header value echoed back (Basic base64 of id:secret, or a bearer).
+_CREDENTIAL_HEADER = re.compile(r"\b(Basic|Bearer|Digest)\s+[A-Za-z0-9+/=._~-]{8,}", re.IGNORECASE)
+
+
 def redact_text(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with each non-trivial secret value (and JSON/form token fields) masked."""
+    """``text`` with each non-trivial secret value masked, and every credential-like
+    field (quoted or form-encoded, by name), and any echoed ``Basic``/``Bearer``
+    credential, whatever the shape of the text."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    pattern = "|".join(sorted(SECRET_FIELDS))
-    text = re.sub(rf'("(?:{pattern})"\s*:\s*)"(?:\\.|[^"\\])*"', rf'\1"{REDACTED}"', text)
-    text = re.sub(rf"((?:^|[&?])(?:{pattern})=)[^&\s]*", rf"\1{REDACTED}", text)
+    text = _QUOTED_FIELD.sub(rf"\1\2{REDACTED}\2", text)
+    text = _FORM_FIELD.sub(rf"\1{REDACTED}", text)
+    text = _CREDENTIAL_HEADER.sub(rf"\1 {REDACTED}", text)
     return storable(text)
 
 

@@ -243,3 +243,25 @@ def test_a_malformed_fingerprint_is_a_400():
 def test_outcomes_that_count_as_failures():
     assert Outcome.BENIGN not in Outcome.failures()
     assert Outcome.GRANT_DEAD in Outcome.failures()
+
+
+@responses.activate
+def test_form_replies_and_echoed_credentials_never_reach_the_log():
+    cv = _connected()
+    app = cv.connection.app
+    import base64
+
+    echoed = base64.b64encode(f"{app.client_id}:{app.client_secret}".encode()).decode()
+    responses.post(
+        TOKEN_URL,
+        status=400,
+        body=f"error=invalid_request&api_key=FORMAPIKEY-SECRET&echo={echoed} "
+        "{'access_token': 'xoxp-ECHO-SECRET'} Authorization: Bearer BEARER-SECRET-123",
+        content_type="text/plain",
+    )
+    config_variable_renew(config_variable_id=cv.pk)
+    logged = json.dumps(
+        [r.response_excerpt + r.error + r.message for r in TokenRequest.objects.all()]
+    )
+    for secret in ("FORMAPIKEY-SECRET", echoed, "xoxp-ECHO-SECRET", "BEARER-SECRET-123"):
+        assert secret not in logged
