@@ -256,4 +256,4 @@ def test_a_successful_reconnect_reads_reconnected_not_renewed(portal_client, cus
     responses.post(TOKEN_URL, json=TOKENS)
     portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
     config_variable_exchange_code(config_variable_id=cv.pk)
-    assert [words for _, words in customer_history(cv)][0] == "Reconnected"
+    assert next(words for _, words in customer_history(cv)) == "Reconnected"

@@ -194,9 +194,7 @@ def test_a_fresh_deploy_gets_a_grace_period_and_a_down_broker_is_blamed(
 
 
 def test_healthz_reports_overdue_renewals_without_failing_the_web_process(client):
-    ConfigVariableFactory(
-        status="connected", refresh_at=timezone.now() - timedelta(minutes=10)
-    )
+    ConfigVariableFactory(status="connected", refresh_at=timezone.now() - timedelta(minutes=10))
     body = client.get(reverse("healthz")).json()
     assert body["overdue_renewals"] == 1
 
