@@ -123,7 +123,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_FAILURE_WINDOW)
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]  # each counted on its own
+# Per client address, and per user name from one address: never a user name alone, which
+# would let anyone lock an admin out by failing from many addresses.
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "connections.lockout.login_locked_out"
 AXES_COOLOFF_MESSAGE = (
     "Too many failed login attempts from this address or for this account. "
     f"Try again in {max(1, round(LOGIN_FAILURE_WINDOW / 60))} minutes."

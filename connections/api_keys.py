@@ -99,15 +99,17 @@ def _count_failure(key: str, timeout: int) -> int:
 
 def api_key_check(raw: str, *, ip: str) -> ApiKey | None:
     """``api_key_authenticate`` for a request from ``ip``, throttled: a failure counts
-    against ``ip`` and the key's prefix; raises ApiKeyThrottled (checking nothing) while
-    either is over ``API_KEY_FAILURE_LIMIT`` in the current window."""
+    against ``ip`` and the key's prefix, and raises ApiKeyThrottled while either is over
+    ``API_KEY_FAILURE_LIMIT`` in the current window. A correct key always passes: a
+    lockout of its prefix must not let anyone who learned a prefix cut an integration
+    off (and a 40-character secret is not guessed in 20 tries)."""
     now = time.time()
     keys, window_end = _counter_keys(raw, ip, now)
     limit = settings.API_KEY_FAILURE_LIMIT
     retry_after = max(1, math.ceil(window_end - now))
-    if any(count >= limit for count in cache.get_many(keys).values()):
-        raise ApiKeyThrottled(retry_after)
     api_key = api_key_authenticate(raw)
+    if api_key is None and any(count >= limit for count in cache.get_many(keys).values()):
+        raise ApiKeyThrottled(retry_after)
     if api_key is None:
         counts = [_count_failure(key, retry_after + 1) for key in keys]
         if limit in counts:
