@@ -87,7 +87,7 @@ def test_failures_for_one_key_prefix_from_many_ips_are_throttled(client, api):
 
 
 def test_the_window_ends_and_the_client_may_try_again(client, api, settings, monkeypatch):
-    url, key = api
+    url, _key = api
     for _ in range(5):
         _get(client, url, "cpk_nope_nope")
     assert _get(client, url, "cpk_nope_nope").status_code == 429
