@@ -59,11 +59,20 @@ def scheme_problem(url: str) -> str | None:
     return "Use an https:// URL (http:// only for local development)."
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def is_public_address(address: str) -> bool:
     """Whether an IP address (text, IPv6 zone allowed) is a public unicast address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach that address: judge it instead.
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour:  # 2002::/16
+            ip = ip.sixtofour
+        elif ip in NAT64:  # 64:ff9b::/96, the well-known NAT64 prefix (RFC 6052)
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 

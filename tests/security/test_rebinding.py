@@ -411,3 +411,12 @@ def test_through_a_proxy_the_proxy_resolves_and_private_targets_are_refused_by_n
         client.post("https://api.rebind.test/token", headers={}, body=b"", timeout=2)
     assert caught.value.kind == "connection"  # the proxy's 403
     assert [line.rsplit(" ", 1)[0] for line in proxy.lines] == ["CONNECT api.rebind.test:443"]
+
+
+@pytest.mark.parametrize(
+    "address", ["64:ff9b::7f00:1", "64:ff9b::a00:1", "2002:7f00:1::", "::ffff:127.0.0.1"]
+)
+def test_ipv6_forms_carrying_a_private_ipv4_address_are_not_public(address):
+    from oauthflow.netguard import is_public_address
+
+    assert not is_public_address(address)
