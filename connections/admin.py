@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -24,6 +24,7 @@ from connections.admin_common import (
     ReadOnlyChangeFormMixin,
     diagnosis_html,
     token_request_table,
+    utc,
     utc_column,
     utc_display,
 )
@@ -43,6 +44,7 @@ from connections.models import (
     Status,
     StatusTransition,
 )
+from connections.selectors import customer_history
 from connections.services import config_variable_transition
 from oauthflow.diagnosis import explain
 from oauthflow.revocation import config_variable_disconnect_revoking
@@ -80,7 +82,12 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 class StatusTransitionInline(admin.TabularInline):
+    """Every status transition as recorded, one row each (the grouped history is the
+    page's "History" field)."""
+
     model = StatusTransition
+    verbose_name_plural = "status transitions, every one as recorded"
+    classes = ("collapse",)
     extra = 0
     can_delete = False
     fields = ("created_at_utc", "from_status", "to_status", "reason")
@@ -173,6 +180,7 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
         "refreshed_at_utc",
         "lease_expires_at_utc",
         "id",
+        "history",
         "recent_token_requests",
     )
     readonly_fields = fields
@@ -291,6 +299,15 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     @admin.display(description="Diagnosis")
     def diagnosis_explained(self, obj: ConfigVariable) -> SafeString | str:
         return diagnosis_html(obj.diagnosis, obj.connection.app)
+
+    @admin.display(description="History (renewals grouped; every row below)")
+    def history(self, obj: ConfigVariable) -> SafeString | str:
+        rows = customer_history(obj, limit=20, words=dict(Status.choices))
+        if not rows:
+            return "—"
+        return format_html_join(
+            "", "<div><code>{}</code> {}</div>", ((utc(when), said) for when, said in rows)
+        )
 
     @admin.display(description="Token requests (newest first)")
     def recent_token_requests(self, obj: ConfigVariable) -> SafeString | str:

@@ -324,7 +324,7 @@ class Status(models.TextChoices):
     CONNECTED = "connected", "Connected"
     FAILING = "failing", "Failing (retrying)"
     REAUTHORIZATION_REQUIRED = "reauthorization_required", "Reauthorization required"
-    ERROR = "error", "Error"
+    ERROR = "error", "Could not connect"  # the portal's words too
     DISCONNECTED = "disconnected", "Disconnected"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -170,7 +171,9 @@ def renewals_sentence(count: int, first: datetime, last: datetime) -> str:
     return f"Renewed {count} times since {since} (last {last:%H:%M})"
 
 
-def customer_history(config_variable: ConfigVariable, *, limit: int = 10) -> list[tuple]:
+def customer_history(
+    config_variable: ConfigVariable, *, limit: int = 10, words: Mapping[str, str] | None = None
+) -> list[tuple]:
     """The newest ``limit`` events in customer words, newest first: (UTC time, sentence).
 
     Each run of renewals between two other events is one line ("Renewed 41 times since
@@ -178,7 +181,8 @@ def customer_history(config_variable: ConfigVariable, *, limit: int = 10) -> lis
     reading a run's rows: a run is counted by the database.
     """
     client_credentials = config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
-    words = CLIENT_CREDENTIALS_WORDS if client_credentials else HISTORY_WORDS
+    if words is None:  # the customer's words; the admin passes the status labels
+        words = CLIENT_CREDENTIALS_WORDS if client_credentials else HISTORY_WORDS
     transitions = config_variable.transitions.all()  # newest first
     events = list(
         transitions.exclude(_RENEWAL).values("id", "created_at", "from_status", "to_status")[:limit]

@@ -239,3 +239,19 @@ def test_the_api_key_created_page_needs_the_add_permission(admin_client):
     )
     assert response.status_code == 200
     assert "cpk_" in response.content.decode()
+
+
+def test_the_admin_history_groups_renewals_and_keeps_every_row(admin_client):
+    from connections.models import Status
+    from connections.services import config_variable_transition
+    from tests.factories import ConfigVariableFactory
+
+    cv = ConfigVariableFactory(status=Status.EXCHANGING)
+    config_variable_transition(config_variable=cv, to_status=Status.CONNECTED, reason="exchanged")
+    for _ in range(5):
+        config_variable_transition(config_variable=cv, to_status=Status.CONNECTED, reason="renewed")
+    page = admin_client.get(
+        reverse("admin:connections_configvariable_change", args=[cv.pk])
+    ).content.decode()
+    assert "Renewed 5 times since" in page
+    assert page.count("renewed</td>") + page.count(">renewed<") >= 5  # the raw rows stay

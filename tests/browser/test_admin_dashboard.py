@@ -130,7 +130,7 @@ def test_the_health_dashboard_shows_who_is_broken_and_why(
     for customer, status in (
         ("Initech", "Failing (retrying)"),
         ("Globex", "Reauthorization required"),
-        ("Umbrella", "Error"),
+        ("Umbrella", "Could not connect"),
     ):
         row = attention.get_by_role("row").filter(has_text=customer)
         expect(row).to_have_count(1)
