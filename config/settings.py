@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "csp",  # Content-Security-Policy
     "connections",
     "oauthflow",
+    "webhooks",  # event webhooks to the integrating product
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,12 @@ def notify_transition(*, config_variable: ConfigVariable, from_status: str, reas
     """Alert or resolve for this transition; returns whether an alert was sent.
     ``reason`` holds no secret (it is the recorded transition reason)."""
     to_status = config_variable.status
+    try:  # the integrator's event webhooks (a failure there never undoes the transition)
+        from webhooks.services import emit_transition
+
+        emit_transition(config_variable=config_variable, from_status=from_status)
+    except Exception:
+        logger.exception("connections.notifications.webhook_event_failed")
     key = f"cv:{config_variable.pk}"
     if to_status == Status.CONNECTED and from_status != Status.CONNECTED:
         alert_resolve(key=key)

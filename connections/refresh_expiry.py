@@ -72,6 +72,12 @@ def refresh_tokens_warn(*, now: datetime | None = None) -> int:
         )
         if alert_raise(key=f"{INCIDENT_PREFIX}{config_variable.pk}", subject=subject, body=body):
             warned += 1
+            try:  # the integrator's event webhooks
+                from webhooks.services import emit
+
+                emit("connection.refresh_token_expiring", config_variable=config_variable)
+            except Exception:
+                logger.exception("connections.refresh_expiry.webhook_event_failed")
             try:
                 customer_tell_reconnect(
                     customer=config_variable.customer,
