@@ -27,7 +27,7 @@ from tests.worker.support import TaskLog, lease_free, run_sweep
 
 pytestmark = pytest.mark.worker
 
-LEASE_SECONDS = 3  # a dead worker's lease: short, yet longer than one sweep takes
+LEASE_SECONDS = 8  # a dead worker's lease: short, yet longer than a sweep takes under load
 
 
 class WorkerKilled(BaseException):
