@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from connections.models import App, ConfigVariable
 from oauthflow import client, inputs
@@ -45,7 +45,7 @@ from oauthflow.redaction import (
     storable,
 )
 from oauthflow.reply_rules import ReplyFacts, verdict_for_reply
-from oauthflow.tokens import TokenResponse, decode_body, error_fields, parse_token
+from oauthflow.tokens import TokenResponse, read_reply
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class _ChainRun:
     sink: list[TokenRequest] | None = None  # collect unsaved, for one bulk INSERT
     token_url: str = ""  # the App's token URL with the customer's inputs filled in
 
-    @property
+    @cached_property
     def secrets(self) -> tuple[str | None, ...]:
         names = ("code", "code_verifier", "refresh_token")
         secret = self.app.client_secret or ""
@@ -171,25 +171,21 @@ def _judge_reply(
 ) -> tuple[TokenResponse | None, Verdict]:
     """Parse a reply: the tokens when it carries them, else the reply's ``Verdict``
     (judged on the app's text with our secrets masked: an echoed code means nothing)."""
-    app, kind = run.app, run.kind
-    data = decode_body(reply)
-    error = error_fields(data) if data is not None else None
-    if data is not None and 200 <= reply.status < 300 and not (error and error.present):
-        token = parse_token(data, token_path=app.token_path, sent_at=sent_at)
-        if token is not None:
-            return token, Verdict(key=Key.OK, outcome=Outcome.SUCCEEDED, status=reply.status)
-    known = flavor.number in (app.preferred_flavor, app.pinned_flavor)
+    app = run.app
+    read = read_reply(reply, token_path=app.token_path, sent_at=sent_at)
+    if read.token is not None:
+        return read.token, Verdict(key=Key.OK, outcome=Outcome.SUCCEEDED, status=reply.status)
     facts = ReplyFacts(
         status=reply.status,
-        error=error.code if error else "",
-        text=redact_text(error.text, run.secrets) if error else "",
-        grant=kind,
+        error=read.error.code,
+        text=redact_text(read.error.text, run.secrets),
+        grant=run.kind,
         json_flavor=flavor.body_format is BodyFormat.JSON,
-        known_flavor=known,
+        known_flavor=flavor.number in (app.preferred_flavor, app.pinned_flavor),
         html="html" in reply.content_type or reply.body.lstrip()[:1] == b"<",
-        readable=data is not None,
+        readable=read.data is not None,
     )
-    retry_after = _retry_after_seconds(reply.headers, data)
+    retry_after = _retry_after_seconds(reply.headers, read.data)
     return None, verdict_for_reply(facts, retry_after=retry_after, flavor=flavor.number)
 
 

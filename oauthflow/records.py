@@ -12,6 +12,7 @@ from connections.models import App
 from oauthflow.chain import run_token_chain
 from oauthflow.diagnosis import Diagnosis, explain
 from oauthflow.exceptions import ProviderError
+from oauthflow.grants import client_credentials_fields
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
 
@@ -60,11 +61,7 @@ def app_test_client_credentials(*, app: App) -> AppCheck:
 
     Shows whether the token URL, client ID and secret work before any customer connects.
     """
-    fields = {
-        "grant_type": "client_credentials",
-        "scope": (app.scope_separator or " ").join(app.default_scopes.split()),
-        **{str(k): str(v) for k, v in (app.extra_token_params or {}).items()},
-    }
+    fields = client_credentials_fields(app, app.default_scopes.split())
     before = TokenRequest.objects.filter(app=app).count()
     try:
         run_token_chain(app=app, fields=fields, kind=TokenRequestKind.CLIENT_CREDENTIALS)

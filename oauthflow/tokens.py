@@ -301,15 +301,35 @@ def bearer_type(token_type: str | None) -> str:
     return "Bearer"
 
 
-def parse_token_response(reply: HttpReply, *, token_path: str = "") -> TokenResponse:
-    """The tokens in a 2xx ``reply`` that carries them and no error. Raises
-    ``ProviderError`` (with the reply's error code) otherwise; what the refusal means is
-    ``oauthflow.outcomes``' to decide (the chain asks it)."""
+@dataclass(frozen=True)
+class ReadReply:
+    """A reply read once: its decoded ``data`` (None: unreadable), its ``error`` and
+    the ``token`` it carries (None unless a 2xx reply with no error carries one)."""
+
+    data: dict[str, Any] | None
+    error: ReplyError
+    token: TokenResponse | None
+
+
+def read_reply(
+    reply: HttpReply, *, token_path: str = "", sent_at: float | None = None
+) -> ReadReply:
+    """Decode ``reply`` and find its error or its tokens (``sent_at``: Unix seconds the
+    request left, for absolute expiry times)."""
     data = decode_body(reply)
     error = error_fields(data) if data is not None else ReplyError()
     token = None
     if data is not None and 200 <= reply.status < 300 and not error.present:
-        token = parse_token(data, token_path=token_path)
+        token = parse_token(data, token_path=token_path, sent_at=sent_at)
+    return ReadReply(data, error, token)
+
+
+def parse_token_response(reply: HttpReply, *, token_path: str = "") -> TokenResponse:
+    """The tokens in a 2xx ``reply`` that carries them and no error. Raises
+    ``ProviderError`` (with the reply's error code) otherwise; what the refusal means is
+    ``oauthflow.outcomes``' to decide (the chain asks it)."""
+    read = read_reply(reply, token_path=token_path)
+    token, error = read.token, read.error
     if token is None:
         said = error.code or "no access_token in the reply"
         raise ProviderError(f"HTTP {reply.status}: {said}", status=reply.status, error=error.code)

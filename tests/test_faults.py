@@ -81,19 +81,26 @@ def test_a_client_credentials_connect_while_the_broker_is_down_still_connects(
     assert ConfigVariable.objects.get().status == Status.CONNECTED
 
 
-@responses.activate
-def test_a_renewal_during_a_reconnect_leaves_its_code_and_verifier_alone(portal_client, customer):
-    connection = ConnectionFactory(app__use_pkce=True)
+def _reconnecting(portal_client, customer, *, renewal_due: bool = False):
+    """A working connection whose customer has just pressed Reconnect: the row and the
+    authorize URL the browser was sent to."""
+    now = timezone.now()
     cv = ConfigVariableFactory(
         customer=customer,
-        connection=connection,
+        connection=ConnectionFactory(app__use_pkce=True),
         status=Status.CONNECTED,
         access_token="old",
         refresh_token="r0",
-        expires_at=timezone.now() + timedelta(seconds=30),
-        refresh_at=timezone.now() - timedelta(seconds=1),
+        expires_at=now + timedelta(seconds=30 if renewal_due else 3600),
+        refresh_at=now - timedelta(seconds=1) if renewal_due else now + timedelta(minutes=50),
     )
-    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    url = reverse("oauthflow:connect", args=[cv.connection.slug])
+    return cv, portal_client.post(url)["Location"]
+
+
+@responses.activate
+def test_a_renewal_during_a_reconnect_leaves_its_code_and_verifier_alone(portal_client, customer):
+    cv, location = _reconnecting(portal_client, customer, renewal_due=True)
     cv.refresh_from_db()
     verifier = cv.code_verifier
     assert verifier
@@ -183,17 +190,7 @@ def test_the_sweep_recovers_a_row_a_dead_worker_left_in_exchanging(settings):
 def test_a_failed_reconnect_of_a_working_connection_is_told_to_the_customer(
     portal_client, customer
 ):
-    connection = ConnectionFactory()
-    cv = ConfigVariableFactory(
-        customer=customer,
-        connection=connection,
-        status=Status.CONNECTED,
-        access_token="old",
-        refresh_token="r0",
-        expires_at=timezone.now() + timedelta(hours=1),
-        refresh_at=timezone.now() + timedelta(minutes=50),
-    )
-    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    cv, location = _reconnecting(portal_client, customer)
     state = parse_qs(urlsplit(location).query)["state"][0]
     responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
     portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
@@ -241,17 +238,7 @@ def test_a_slow_renewal_keeps_its_short_lease_alive_and_a_dead_one_frees_the_row
 def test_a_successful_reconnect_reads_reconnected_not_renewed(portal_client, customer):
     from connections.selectors import customer_history
 
-    connection = ConnectionFactory()
-    cv = ConfigVariableFactory(
-        customer=customer,
-        connection=connection,
-        status=Status.CONNECTED,
-        access_token="old",
-        refresh_token="r0",
-        expires_at=timezone.now() + timedelta(hours=1),
-        refresh_at=timezone.now() + timedelta(minutes=50),
-    )
-    location = portal_client.post(reverse("oauthflow:connect", args=[connection.slug]))["Location"]
+    cv, location = _reconnecting(portal_client, customer)
     state = parse_qs(urlsplit(location).query)["state"][0]
     responses.post(TOKEN_URL, json=TOKENS)
     portal_client.get(reverse("oauthflow:callback"), {"code": "c", "state": state})
