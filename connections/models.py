@@ -72,6 +72,14 @@ class Customer(models.Model):
     """A tenant. Its users see and act on its own ConfigVariables only."""
 
     name = models.CharField(max_length=200, unique=True)
+    # The integrating product's own tenant ID; connect sessions create customers by it.
+    external_id = models.CharField(
+        max_length=200,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="The integrating product's ID for this customer (its tenant ID).",
+    )
     contact_email = models.EmailField(
         blank=True, help_text="Told when a connection needs the customer to reconnect."
     )
