@@ -272,10 +272,12 @@ def test_task_messages_carry_ids_only(
     endpoint, cv, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr(deliver, "delay", lambda *args, **kw: sent.append((args, kw)))
+    monkeypatch.setattr(
+        deliver, "apply_async", lambda args=None, kwargs=None, **opts: sent.append((args, kwargs))
+    )
     with django_capture_on_commit_callbacks(execute=True):
         _transition(cv, Status.CONNECTED)
-    assert sent == [((endpoint[0].pk,), {})]
+    assert [(tuple(args), kwargs or {}) for args, kwargs in sent] == [((endpoint[0].pk,), {})]
 
 
 # --- events --------------------------------------------------------------------------
