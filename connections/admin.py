@@ -32,10 +32,9 @@ from connections.alerts import customer_tell_reconnect
 from connections.api_keys import api_key_create
 from connections.app_admin import AppAdmin  # noqa: F401 - registers the App admin
 from connections.charts import DASHBOARD_POLL_SECONDS, dashboard_charts
-from connections.dashboard import ATTENTION, dashboard_data
+from connections.dashboard import dashboard_data
 from connections.fingerprints import fingerprint
 from connections.models import (
-    RENEWABLE_STATUSES,
     ApiKey,
     ConfigVariable,
     Connection,
@@ -242,7 +241,7 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
             "title": "Connection health",
             "data": data,
             "statuses": [(s, label, data.by_status[s]) for s, label in Status.choices],
-            "attention_statuses": ATTENTION,
+            "attention_statuses": Status.attention(),
             "attention": [
                 (cv, explain(cv.diagnosis or "rejected", app=cv.connection.app).message)
                 for cv in data.attention
@@ -324,7 +323,7 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     @admin.action(description="Renew now", permissions=["change"])
     def renew_now(self, request: HttpRequest, queryset: QuerySet[ConfigVariable]) -> None:
         renewable = list(
-            queryset.filter(status__in=RENEWABLE_STATUSES).values_list("pk", flat=True)
+            queryset.filter(status__in=Status.renewable()).values_list("pk", flat=True)
         )
         for pk in renewable:
             renew_config_variable.delay(str(pk), force=True)

@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from connections.metrics_history import status_history
 from connections.models import (
-    RENEWABLE_STATUSES,
     App,
     ConfigVariable,
     GrantType,
@@ -29,7 +28,6 @@ from connections.refresh_expiry import refresh_tokens_expiring
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
 SWEEP_HEARTBEAT = "renewal_sweep"
-ATTENTION = (Status.FAILING, Status.REAUTHORIZATION_REQUIRED, Status.ERROR)
 
 # The charts: the last 24 hours, drawn in 10-minute buckets of per-minute counts.
 CHART_WINDOW = timedelta(hours=24)
@@ -64,7 +62,7 @@ def sweep_is_late(age: float | None) -> bool:
 def overdue(*, now: datetime) -> QuerySet[ConfigVariable]:
     """Renewals that should have happened two sweep intervals ago and have not."""
     late = now - timedelta(seconds=2 * settings.RENEWAL_SWEEP_INTERVAL)
-    return ConfigVariable.objects.filter(status__in=RENEWABLE_STATUSES, refresh_at__lt=late)
+    return ConfigVariable.objects.filter(status__in=Status.renewable(), refresh_at__lt=late)
 
 
 def unrenewable(*, now: datetime, within: timedelta) -> QuerySet[ConfigVariable]:
@@ -296,12 +294,12 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         .annotate(
             total=Count("pk"),
             connected=Count("pk", filter=Q(status=Status.CONNECTED)),
-            broken=Count("pk", filter=Q(status__in=ATTENTION)),
+            broken=Count("pk", filter=Q(status__in=Status.attention())),
         )
         .order_by("-broken", "connection__app__name")
     )
     attention = list(
-        ConfigVariable.objects.filter(status__in=ATTENTION)
+        ConfigVariable.objects.filter(status__in=Status.attention())
         .select_related("customer", "connection__app")
         .order_by("failing_since", "updated_at")[:limit]
     )

@@ -335,9 +335,32 @@ class Status(models.TextChoices):
     ERROR = "error", "Could not connect"  # the portal's words too
     DISCONNECTED = "disconnected", "Disconnected"
 
+    # The groups are methods: a tuple assigned in the class body would become a choice.
+    @classmethod
+    def working(cls) -> tuple[Status, ...]:
+        """The tokens work: ``connected``, or ``failing`` (renewals failing, retried).
+        A failed Reconnect of a working connection keeps it working."""
+        return (cls.CONNECTED, cls.FAILING)
 
-RENEWABLE_STATUSES = (Status.CONNECTED, Status.FAILING)
-WORKING_STATUSES = RENEWABLE_STATUSES  # the tokens work: a failed reconnect keeps them
+    @classmethod
+    def renewable(cls) -> tuple[Status, ...]:
+        """What the renewal sweep renews, and its partial index covers: the working
+        ones (a token that works is kept working)."""
+        return cls.working()
+
+    @classmethod
+    def attention(cls) -> tuple[Status, ...]:
+        """Someone must act or watch: ``failing``, ``reauthorization_required``,
+        ``error``. A transition into one alerts the operators; the dashboard counts
+        them as broken and the portal says why."""
+        return (cls.FAILING, cls.REAUTHORIZATION_REQUIRED, cls.ERROR)
+
+    @classmethod
+    def in_progress(cls) -> tuple[Status, ...]:
+        """Work runs while the customer watches (the portal polls quickly):
+        ``exchanging``. ``authorizing`` waits on the customer at the app's consent
+        page, so polling for it would never end."""
+        return (cls.EXCHANGING,)
 
 
 class ConfigVariable(models.Model):
@@ -421,7 +444,7 @@ class ConfigVariable(models.Model):
                 fields=["refresh_at", "lease_expires_at", "enqueued_at"],
                 include=["id"],
                 name="config_variable_due",
-                condition=Q(status__in=["connected", "failing"], refresh_at__isnull=False),
+                condition=Q(status__in=list(Status.renewable()), refresh_at__isnull=False),
             )
         ]
 

@@ -13,8 +13,6 @@ from connections.models import ConfigVariable, Status
 
 logger = logging.getLogger(__name__)
 
-ALERT_STATUSES = (Status.FAILING, Status.REAUTHORIZATION_REQUIRED, Status.ERROR)
-
 
 def notify_transition(*, config_variable: ConfigVariable, from_status: str, reason: str) -> bool:
     """Alert or resolve for this transition; returns whether an alert was sent.
@@ -30,7 +28,7 @@ def notify_transition(*, config_variable: ConfigVariable, from_status: str, reas
     if to_status == Status.CONNECTED and from_status != Status.CONNECTED:
         alert_resolve(key=key)
         return False
-    if to_status not in ALERT_STATUSES or to_status == from_status:
+    if to_status not in Status.attention() or to_status == from_status:
         return False
     subject = (
         f"{config_variable.customer} / {config_variable.connection}: "

@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from connections.alerts import alert_raise, alert_resolve, customer_tell_reconnect
-from connections.models import RENEWABLE_STATUSES, AlertIncident, ConfigVariable
+from connections.models import AlertIncident, ConfigVariable, Status
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def refresh_tokens_expiring(*, now: datetime | None = None) -> QuerySet[ConfigVa
     now = now or timezone.now()
     horizon = now + timedelta(seconds=settings.REFRESH_TOKEN_EXPIRY_WARNING)
     return ConfigVariable.objects.filter(
-        status__in=RENEWABLE_STATUSES,
+        status__in=Status.renewable(),
         refresh_token_expires_at__isnull=False,
         refresh_token_expires_at__lt=horizon,
     ).order_by("refresh_token_expires_at")
@@ -43,7 +43,7 @@ def refresh_token_lapses_soon(
 ) -> bool:
     """True when ``config_variable``'s refresh token lapses within the warning window."""
     expiry = config_variable.refresh_token_expires_at
-    if expiry is None or config_variable.status not in RENEWABLE_STATUSES:
+    if expiry is None or config_variable.status not in Status.renewable():
         return False
     horizon = (now or timezone.now()) + timedelta(seconds=settings.REFRESH_TOKEN_EXPIRY_WARNING)
     return expiry < horizon

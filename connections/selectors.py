@@ -20,8 +20,6 @@ from oauthflow.diagnosis import explain
 from oauthflow.exchange import EXCHANGED_REASON
 from oauthflow.outcomes import Key, Outcome
 
-ATTENTION_STATUSES = (Status.ERROR, Status.REAUTHORIZATION_REQUIRED, Status.FAILING)
-
 
 def customer_for_user(user: AbstractBaseUser | AnonymousUser) -> Customer:
     """The Customer ``user`` belongs to; 404 for users outside any customer."""
@@ -88,7 +86,7 @@ def customer_reason(config_variable: ConfigVariable | None) -> str:
     """Why a connection is not working, in plain words for the customer ("" if it is)."""
     if declined(config_variable):
         return explain(Key.CALLBACK_ACCESS_DENIED).customer_message
-    if config_variable is None or config_variable.status not in ATTENTION_STATUSES:
+    if config_variable is None or config_variable.status not in Status.attention():
         return ""
     key = Key.of(config_variable.diagnosis)
     if config_variable.status == Status.ERROR and key.outcome is Outcome.TRANSIENT:
@@ -103,7 +101,7 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
     reason = customer_reason(config_variable)
     if status == Status.EXCHANGING:
         return CustomerView(CustomerState.CONNECTING, "busy", "", "", can_disconnect=False)
-    if status in (Status.CONNECTED, Status.FAILING):
+    if status in Status.working():
         note = "We are having trouble renewing access and keep trying." if reason else ""
         if not note and reconnect_failed(config_variable):
             said = explain(Key.of(config_variable.diagnosis)).customer_message

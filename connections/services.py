@@ -288,7 +288,7 @@ def token_changes(
         issued_at=now,
         renewable=renewable,
         refresh_expiry=refresh_expiry,
-        renewed=not exchange and config_variable.status in (Status.CONNECTED, Status.FAILING),
+        renewed=not exchange and config_variable.status in Status.renewable(),
     )
     granted = scope.replace(",", " ") if scope is not None else None
     warnings = token_warnings(

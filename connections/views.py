@@ -32,9 +32,6 @@ from connections.selectors import (
 )
 from oauthflow.revocation import config_variable_disconnect_revoking
 
-# Only the exchange runs while the customer watches; "authorizing" means the customer is
-# (or was) at the app's consent page, so polling for it would never end.
-IN_PROGRESS = (Status.EXCHANGING,)
 # Seconds between polls of a live fragment: quicker while a Connect is finishing.
 POLL_SECONDS = 5
 POLL_SECONDS_IN_PROGRESS = 1
@@ -85,7 +82,7 @@ def _detail_context(customer: Customer, config_variable: ConfigVariable) -> dict
     view = customer_view(config_variable)
     history = customer_history(config_variable)
     times = token_times(config_variable)
-    in_progress = config_variable.status in IN_PROGRESS
+    in_progress = config_variable.status in Status.in_progress()
     cv = config_variable
     version = version_of(
         view,
@@ -156,7 +153,7 @@ def config_variable_status(request: HttpRequest, pk: uuid.UUID) -> JsonResponse:
         {
             "status": config_variable.status,
             "label": config_variable.get_status_display(),
-            "in_progress": config_variable.status in IN_PROGRESS,
+            "in_progress": config_variable.status in Status.in_progress(),
         }
     )
 

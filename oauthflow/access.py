@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from connections.fingerprints import fingerprint
-from connections.models import RENEWABLE_STATUSES, ConfigVariable, Status
+from connections.models import ConfigVariable, Status
 from connections.services import config_variable_transition
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.outcomes import Key, Outcome
@@ -86,7 +86,7 @@ def _connected(config_variable_id: uuid.UUID | str) -> ConfigVariable:
     config_variable = ConfigVariable.objects.select_related("connection__app").get(
         pk=config_variable_id
     )
-    if config_variable.status not in RENEWABLE_STATUSES:
+    if config_variable.status not in Status.renewable():
         raise ReauthorizationRequired(
             f"The connection is not connected ({config_variable.status}); the customer "
             "must connect it first.",
@@ -150,7 +150,7 @@ def get_access_token(
         if renewed is not None and renewed.failure_count == 0 and renewed.access_token:
             return _token(renewed)  # just renewed (or "too early"): as fresh as the app gives
         if renewed is not None and not _usable(renewed, min_valid_seconds):
-            if renewed.status not in RENEWABLE_STATUSES:
+            if renewed.status not in Status.renewable():
                 continue  # raises above with the recorded reason
             raise ProviderUnavailable(
                 f"Renewal failed for now: {renewed.last_error}", diagnosis=renewed.diagnosis

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 
-from connections.models import WORKING_STATUSES, ConfigVariable, Status
+from connections.models import ConfigVariable, Status
 from connections.services import (
     config_variable_fail,
     config_variable_store_tokens,
@@ -60,7 +60,7 @@ def authorization_start(*, session: SessionBase, config_variable: ConfigVariable
     verifier = pkce_verifier() if app.use_pkce else None
     state = state_issue(session=session, config_variable_id=config_variable.pk)
     redirect_uri = callback_url()
-    if config_variable.status in WORKING_STATUSES:
+    if config_variable.status in Status.working():
         config_variable.code_verifier = verifier
         config_variable.flow_nonce = state.nonce
         config_variable.flow_redirect_uri = redirect_uri
@@ -108,7 +108,7 @@ def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> Confi
             "A newer Connect was started for this connection (in another tab?), so this "
             "sign-in is no longer valid."
         )
-    working = config_variable.status in WORKING_STATUSES
+    working = config_variable.status in Status.working()
     error = params.get("error", "")
     if error:
         description = params.get("error_description", "")[:500]
@@ -151,7 +151,7 @@ def callback_accept(*, session: SessionBase, params: Mapping[str, str]) -> Confi
 
 def _fail(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
     # A failed reconnect of a working connection keeps the tokens that still work.
-    working = config_variable.status in WORKING_STATUSES
+    working = config_variable.status in Status.working()
     return config_variable_fail(
         config_variable=config_variable,
         to_status=config_variable.status if working else Status.ERROR,
@@ -234,7 +234,7 @@ def config_variable_exchange_crashed(*, config_variable_id: uuid.UUID | str) -> 
     config_variable = ConfigVariable.objects.filter(pk=config_variable_id).first()
     if config_variable is None or not config_variable.pending_code:
         return
-    working = config_variable.status in WORKING_STATUSES
+    working = config_variable.status in Status.working()
     config_variable_transition(
         config_variable=config_variable,
         to_status=config_variable.status if working else Status.ERROR,

@@ -25,7 +25,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from connections.fingerprints import fingerprint
-from connections.models import RENEWABLE_STATUSES, ConfigVariable, Connection, GrantType, Status
+from connections.models import ConfigVariable, Connection, GrantType, Status
 from connections.services import (
     PreparedTransition,
     config_variable_store_tokens,
@@ -65,7 +65,7 @@ def due_queryset(*, now: datetime) -> QuerySet[ConfigVariable]:
     recently = now - timedelta(seconds=settings.RENEWAL_ENQUEUE_GUARD)
     return (
         ConfigVariable.objects.filter(
-            status__in=RENEWABLE_STATUSES, refresh_at__isnull=False, refresh_at__lte=now
+            status__in=Status.renewable(), refresh_at__isnull=False, refresh_at__lte=now
         )
         .exclude(lease_expires_at__gte=now)
         .exclude(enqueued_at__gte=recently, lease_expires_at__isnull=True)
@@ -182,7 +182,7 @@ def config_variable_renew(
             config_variable.status == Status.EXCHANGING
             and config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
         )
-        if config_variable.status not in RENEWABLE_STATUSES and not first_fetch:
+        if config_variable.status not in Status.renewable() and not first_fetch:
             return None
         if not _still_needed(
             config_variable,
@@ -442,7 +442,7 @@ def config_variables_renew(*, config_variable_ids: Sequence[uuid.UUID | str]) ->
             config_variable.connection = connections[config_variable.connection_id]
             if (
                 config_variable.pk not in lease.held  # lost: another worker has it now
-                or config_variable.status not in RENEWABLE_STATUSES
+                or config_variable.status not in Status.renewable()
                 or not _still_needed(config_variable, force=False, if_expiring_within=None)
             ):
                 skipped += 1

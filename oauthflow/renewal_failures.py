@@ -19,7 +19,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from connections.models import RENEWABLE_STATUSES, ConfigVariable, Status
+from connections.models import ConfigVariable, Status
 from connections.services import config_variable_fail, config_variable_transition
 from oauthflow.exceptions import ProviderError
 from oauthflow.outcomes import Key, Outcome
@@ -85,7 +85,7 @@ def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVar
 def renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
     """Record the failed renewal ``exc`` on ``config_variable`` (see the module
     docstring) and return it."""
-    first_fetch = config_variable.status not in RENEWABLE_STATUSES
+    first_fetch = config_variable.status not in Status.renewable()
     if first_fetch:
         # A first client-credentials fetch has nothing to keep alive: say what failed.
         return config_variable_fail(

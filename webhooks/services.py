@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 200
 DELIVER_TASK = "webhooks.deliver"  # webhooks.tasks.deliver
-WORKING = (Status.CONNECTED, Status.FAILING)
 
 
 def max_attempts() -> int:
@@ -113,7 +112,7 @@ def emit_transition(*, config_variable: ConfigVariable, from_status: str) -> str
     to_status = config_variable.status
     if from_status == to_status:
         return None
-    first = to_status == Status.CONNECTED and from_status not in WORKING
+    first = to_status == Status.CONNECTED and from_status not in Status.working()
     event_type = event_for_transition(
         from_status=from_status,
         to_status=to_status,
