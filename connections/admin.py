@@ -44,7 +44,7 @@ from connections.models import (
     StatusTransition,
 )
 from connections.selectors import customer_history
-from connections.services import config_variable_transition
+from connections.services import config_variables_mark_for_reconnection
 from oauthflow.diagnosis import explain
 from oauthflow.revocation import config_variable_disconnect_revoking
 from oauthflow.tasks import renew_config_variable
@@ -282,15 +282,13 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
     def mark_for_reconnection(
         self, request: HttpRequest, queryset: QuerySet[ConfigVariable]
     ) -> None:
-        for config_variable in queryset.exclude(status=Status.DISCONNECTED):
-            config_variable_transition(
-                config_variable=config_variable,
-                to_status=Status.REAUTHORIZATION_REQUIRED,
-                reason=f"Marked for reconnection by {request.user} in the admin.",
-                diagnosis="operator_reconnect",
-                refresh_at=None,
-            )
-        self.message_user(request, "The customers will see Reconnect on those connections.")
+        marked = config_variables_mark_for_reconnection(
+            config_variables=queryset.select_related("customer", "connection__app"),
+            actor=str(request.user),
+        )
+        self.message_user(
+            request, f"{marked} connection(s) marked: their customers will see Reconnect."
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # created by customers pressing Connect

@@ -4,7 +4,8 @@ An incident is keyed (``cv:<id>`` for a connection, ``beat:late`` for the sweep)
 first occurrence sends, repeats only count, and a resolved incident that comes back
 within ``ALERT_COOLDOWN_SECONDS`` reopens silently, so a flapping connection does not
 send a storm. Webhooks carry a JSON body signed with HMAC-SHA256
-(``X-Portal-Signature: sha256=<hex>``) and are retried with backoff by a Celery task.
+(``X-Portal-Signature: sha256=<hex>``), sent by the Celery task
+``connections.send_alert_webhook`` (``alert_webhook_send``), which retries with backoff.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from connections.dispatch import task_enqueue
 from connections.models import AlertIncident, Customer
+from oauthflow.client import webhook_post
 
 logger = logging.getLogger(__name__)
+
+ALERT_WEBHOOK_TASK = "connections.send_alert_webhook"  # connections.tasks
+
+
+class WebhookRejected(Exception):
+    """The alert webhook answered non-2xx: retried like a transport failure."""
 
 
 def webhook_signature(body: bytes, secret: str) -> str:
@@ -89,12 +98,25 @@ def _send(incident: AlertIncident, body: str) -> None:
             fail_silently=True,
         )
     if settings.ALERT_WEBHOOK_URL:
-        from connections.tasks import send_alert_webhook  # tasks import services, not v.v.
-
         try:
-            send_alert_webhook.delay(incident.pk, body)
+            task_enqueue(ALERT_WEBHOOK_TASK, incident.pk, body)
         except Exception:  # the broker may be what the alert is about: the email stands
             logger.warning("connections.alert.webhook_not_queued", exc_info=True)
+
+
+def alert_webhook_send(*, incident_id: int, body: str) -> int:
+    """POST the incident to ``ALERT_WEBHOOK_URL``, signed with ``ALERT_WEBHOOK_SECRET``
+    (``webhook_signature``); returns the HTTP status. Raises ``WebhookRejected`` on a
+    non-2xx answer and ``requests.RequestException`` when it cannot be sent."""
+    incident = AlertIncident.objects.get(pk=incident_id)
+    payload = webhook_payload(incident, body)
+    headers = {}
+    if settings.ALERT_WEBHOOK_SECRET:
+        headers["X-Portal-Signature"] = webhook_signature(payload, settings.ALERT_WEBHOOK_SECRET)
+    status = webhook_post(settings.ALERT_WEBHOOK_URL, body=payload, headers=headers)
+    if not 200 <= status < 300:
+        raise WebhookRejected(f"webhook answered HTTP {status}")
+    return status
 
 
 def customer_tell_reconnect(

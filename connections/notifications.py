@@ -10,6 +10,7 @@ import logging
 
 from connections.alerts import alert_raise, alert_resolve
 from connections.models import ConfigVariable, Status
+from webhooks.services import emit_transition
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,6 @@ def notify_transition(*, config_variable: ConfigVariable, from_status: str, reas
     ``reason`` holds no secret (it is the recorded transition reason)."""
     to_status = config_variable.status
     try:  # the integrator's event webhooks (a failure there never undoes the transition)
-        from webhooks.services import emit_transition
-
         emit_transition(config_variable=config_variable, from_status=from_status)
     except Exception:
         logger.exception("connections.notifications.webhook_event_failed")

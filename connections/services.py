@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -370,6 +370,37 @@ def config_variable_fail(
         diagnosis=getattr(error, "diagnosis", "") or fallback_diagnosis,
         **changes,
     )
+
+
+def config_variable_fetch_start(*, config_variable: ConfigVariable) -> ConfigVariable:
+    """Mark a client-credentials ConfigVariable ``exchanging``: the customer pressed
+    Connect and its first token fetch (RFC 6749 §4.4) is about to be queued."""
+    return config_variable_transition(
+        config_variable=config_variable,
+        to_status=Status.EXCHANGING,
+        reason="The customer pressed Connect; fetching a client-credentials token.",
+    )
+
+
+def config_variables_mark_for_reconnection(
+    *, config_variables: Iterable[ConfigVariable], actor: str
+) -> int:
+    """Move each ConfigVariable (but disconnected ones) to ``reauthorization_required``,
+    so its customer sees Reconnect, and stop its renewals; ``actor`` (an operator's
+    name) goes in the recorded reason. Returns how many were marked."""
+    marked = 0
+    for config_variable in config_variables:
+        if config_variable.status == Status.DISCONNECTED:
+            continue
+        config_variable_transition(
+            config_variable=config_variable,
+            to_status=Status.REAUTHORIZATION_REQUIRED,
+            reason=f"Marked for reconnection by {actor} in the admin.",
+            diagnosis="operator_reconnect",
+            refresh_at=None,
+        )
+        marked += 1
+    return marked
 
 
 def config_variable_disconnect(*, config_variable: ConfigVariable, reason: str) -> ConfigVariable:

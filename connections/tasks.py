@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import requests
 from celery import shared_task
-from django.conf import settings
 
-from connections.alerts import webhook_payload, webhook_signature
-from connections.models import AlertIncident
-from oauthflow.client import webhook_post
-
-
-class WebhookRejected(Exception):
-    """The webhook answered non-2xx: retried like a transport failure."""
+from connections.alerts import ALERT_WEBHOOK_TASK, WebhookRejected, alert_webhook_send
 
 
 @shared_task(
-    name="connections.send_alert_webhook",
+    name=ALERT_WEBHOOK_TASK,
     autoretry_for=(requests.RequestException, WebhookRejected),
     retry_backoff=5,
     retry_backoff_max=600,
@@ -24,13 +17,5 @@ class WebhookRejected(Exception):
     max_retries=8,
 )
 def send_alert_webhook(incident_id: int, body: str) -> int:
-    """POST the incident to ``ALERT_WEBHOOK_URL``, signed with ``ALERT_WEBHOOK_SECRET``."""
-    incident = AlertIncident.objects.get(pk=incident_id)
-    payload = webhook_payload(incident, body)
-    headers = {}
-    if settings.ALERT_WEBHOOK_SECRET:
-        headers["X-Portal-Signature"] = webhook_signature(payload, settings.ALERT_WEBHOOK_SECRET)
-    status = webhook_post(settings.ALERT_WEBHOOK_URL, body=payload, headers=headers)
-    if not 200 <= status < 300:
-        raise WebhookRejected(f"webhook answered HTTP {status}")
-    return status
+    """Send the incident's webhook (``alerts.alert_webhook_send``); returns the HTTP status."""
+    return alert_webhook_send(incident_id=incident_id, body=body)

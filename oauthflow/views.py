@@ -11,12 +11,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from connections.models import Connection, GrantType, Status
+from connections.models import Connection, GrantType
 from connections.selectors import customer_for_user
 from connections.services import (
+    config_variable_fetch_start,
     config_variable_get_or_create,
     config_variable_set_inputs,
-    config_variable_transition,
 )
 from oauthflow import exchange, inputs, tasks
 from oauthflow.diagnosis import explain
@@ -69,11 +69,7 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
         except inputs.InvalidCustomerInput as exc:
             return _inputs_form(request, connection, submitted, exc.errors, status=400)
     if connection.grant_type == GrantType.CLIENT_CREDENTIALS:
-        config_variable_transition(
-            config_variable=config_variable,
-            to_status=Status.EXCHANGING,
-            reason="The customer pressed Connect; fetching a client-credentials token.",
-        )
+        config_variable_fetch_start(config_variable=config_variable)
         transaction.on_commit(
             lambda: tasks.dispatch(
                 tasks.renew_config_variable, str(config_variable.pk), force=True, queue="exchange"

@@ -131,6 +131,15 @@ def test_webhook_is_signed_and_retried(settings):
     assert json.loads(request.body)["subject"] == "Acme / CRM: Failing"
 
 
+@responses.activate
+def test_a_raised_alert_reaches_the_webhook(settings, django_capture_on_commit_callbacks):
+    settings.ALERT_WEBHOOK_URL = "https://hooks.example.com/portal"
+    responses.post(settings.ALERT_WEBHOOK_URL, status=200)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert alert_raise(key="beat:late", subject="Renewal sweep is late", body="details")
+    assert json.loads(responses.calls[0].request.body)["incident"] == "beat:late"
+
+
 def test_customer_contact_can_be_told_to_reconnect(admin_client, broken):
     broken.customer.contact_email = "it@initech.example"
     broken.customer.save()
@@ -243,6 +252,22 @@ def test_marked_connections_tell_the_customer_to_reconnect(admin_client, portal_
     html = portal_client.get(reverse("connections:portal")).content.decode()
     assert "Needs reconnection" in html
     assert "Please press Reconnect" in html
+
+
+def test_marking_for_reconnection_leaves_disconnected_connections_alone(admin_client):
+    working = ConfigVariableFactory(status=Status.CONNECTED)
+    gone = ConfigVariableFactory(status=Status.DISCONNECTED)
+    response = admin_client.post(
+        reverse("admin:connections_configvariable_changelist"),
+        {"action": "mark_for_reconnection", "_selected_action": [working.pk, gone.pk]},
+        follow=True,
+    )
+    assert "1 connection(s) marked" in response.content.decode()
+    working.refresh_from_db()
+    gone.refresh_from_db()
+    assert (working.status, working.refresh_at) == (Status.REAUTHORIZATION_REQUIRED, None)
+    assert gone.status == Status.DISCONNECTED
+    assert "by admin in the admin" in working.transitions.first().reason
 
 
 def test_the_token_api_answers_other_methods_with_405(client):

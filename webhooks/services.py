@@ -21,12 +21,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import requests
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from connections.dispatch import task_enqueue
 from connections.models import ConfigVariable, Status, StatusTransition
 from oauthflow import client
 from oauthflow.diagnosis import explain
@@ -194,9 +194,8 @@ def queue(endpoint_id: int) -> None:
 
     def send() -> None:
         try:
-            # By name: webhooks.tasks imports this module, so importing it back would be a
-            # cycle. A signature resolves the registered task, so eager mode still runs it.
-            current_app.signature(DELIVER_TASK, args=(endpoint_id,)).delay()
+            # By name: webhooks.tasks imports this module (see connections.dispatch).
+            task_enqueue(DELIVER_TASK, endpoint_id)
         except Exception:  # broker down: the next event or "send again" queues it
             logger.warning("webhooks.not_queued", exc_info=True)
 
