@@ -10,11 +10,14 @@ import logging
 import re
 
 SECRET_QUERY = re.compile(r"((?:[?&])(?:code|state|access_token|refresh_token)=)[^&\s\"]*")
+# A connect link's path carries its session token (connect_sessions.services).
+CONNECT_TOKEN = re.compile(r"(/connect/)cst_[^/?#\s\"]*")
 
 
 def redact_query(text: str) -> str:
-    """``text`` with the values of ``code``, ``state`` and token query parameters masked."""
-    return SECRET_QUERY.sub(r"\1[REDACTED]", text)
+    """``text`` with the values of ``code``, ``state`` and token query parameters, and a
+    connect link's session token, masked."""
+    return CONNECT_TOKEN.sub(r"\1[REDACTED]", SECRET_QUERY.sub(r"\1[REDACTED]", text))
 
 
 class RedactQueryFilter(logging.Filter):

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "connections",
     "oauthflow",
     "webhooks",  # event webhooks to the integrating product
+    "connect_sessions",  # connect links for the integrating product's end users
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,9 @@ STUCK_EXCHANGE_AFTER = env.int("STUCK_EXCHANGE_AFTER", default=240)
 RENEWAL_MAX_IDLE = env.int("RENEWAL_MAX_IDLE", default=86400)
 # Warn operators and the customer this long (seconds) before a refresh token lapses.
 REFRESH_TOKEN_EXPIRY_WARNING = env.int("REFRESH_TOKEN_EXPIRY_WARNING", default=7 * 86400)
+
+# Seconds a connect session's link works (issue 12; the API's expires_at).
+CONNECT_SESSION_SECONDS = env.int("CONNECT_SESSION_SECONDS", default=1800)
 
 # --- Content-Security-Policy ------------------------------------------------------------
 # django-csp, on every page: inline scripts need the request's

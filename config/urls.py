@@ -15,6 +15,7 @@ urlpatterns = [
     path("metrics", health.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("connect_sessions.urls")),
     path("", include("oauthflow.urls")),
     path("", include("connections.urls")),
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -251,15 +251,17 @@ def version_of(*parts: object) -> str:
 
 
 def portal_rows(
-    *, customer: Customer
+    *, customer: Customer, connections: QuerySet[Connection] | None = None
 ) -> list[tuple[Connection, ConfigVariable | None, CustomerView]]:
-    """Every Connection with this customer's ConfigVariable for it (None: never
-    connected) and how to show it."""
+    """Every Connection (or those of ``connections``: a connect session's) with this
+    customer's ConfigVariable for it (None: never connected) and how to show it."""
     mine = {
         cv.connection_id: cv
         for cv in ConfigVariable.objects.filter(customer=customer).select_related("connection__app")
     }
-    connections = Connection.objects.select_related("app").order_by("name")
+    if connections is None:
+        connections = Connection.objects.all()
+    connections = connections.select_related("app").order_by("name")
     return [
         (connection, mine.get(connection.pk), customer_view(mine.get(connection.pk)))
         for connection in connections

@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from connect_sessions.actor import Actor, actor_for, keep_opener
+from connect_sessions.models import SessionOutcome
+from connect_sessions.services import (
+    ConnectSessionUnavailable,
+    connect_session_begin,
+    connect_session_finish,
+)
+from connect_sessions.views import unavailable
 from connections.models import Connection, GrantType
-from connections.selectors import customer_for_user
 from connections.services import (
     config_variable_fetch_start,
     config_variable_get_or_create,
@@ -21,13 +28,14 @@ from connections.services import (
 from oauthflow import exchange, inputs, tasks
 from oauthflow.diagnosis import explain
 from oauthflow.exceptions import AuthorizationDenied, FlowError
-from oauthflow.outcomes import classify_callback_error
+from oauthflow.outcomes import Key, classify_callback_error
 
 logger = logging.getLogger(__name__)
 
 
 def _inputs_form(
     request: HttpRequest,
+    actor: Actor,
     connection: Connection,
     values: dict[str, object],
     errors: dict[str, str],
@@ -44,22 +52,41 @@ def _inputs_form(
         for item in inputs.declared(connection.app)
     ]
     overall = errors.get("__all__", "")
-    context = {"connection": connection, "fields": fields, "overall_error": overall}
+    context = {
+        "connection": connection,
+        "fields": fields,
+        "overall_error": overall,
+        "back_url": actor.home_url,
+    }
     return render(request, "oauthflow/customer_inputs.html", context, status=status)
 
 
-@login_required
+def _presented(actor: Actor, response: HttpResponse) -> HttpResponse:
+    # A connect session may run in a popup opened by another origin: keep its opener.
+    return keep_opener(response) if actor.connect_session is not None else response
+
+
 @require_POST
 def connect(request: HttpRequest, slug: str) -> HttpResponse:
-    """Start connecting the user's customer to ``slug``: off to the app to consent, or,
+    """Start connecting the actor's customer to ``slug``: off to the app to consent, or,
     for client credentials, straight to fetching a token. An App with customer inputs
-    (a subdomain) first asks for them (``oauthflow.inputs``)."""
-    customer = customer_for_user(request.user)
-    connection = get_object_or_404(Connection.objects.select_related("app"), slug=slug)
-    config_variable = config_variable_get_or_create(customer=customer, connection=connection)
+    (a subdomain) first asks for them (``oauthflow.inputs``).
+
+    The actor (``connect_sessions.actor``) is the signed-in customer user, or a browser
+    bound to a connect session: then only the session's Connections (others: 404), and
+    only while it is open and unexpired (else the 410 page; nothing changes)."""
+    actor = actor_for(request)
+    if actor is None:
+        return redirect_to_login(request.get_full_path())
+    connection = actor.connection(slug)
+    session = actor.connect_session
+    if session is not None and not session.can_connect:
+        return unavailable(request)
+    config_variable = config_variable_get_or_create(customer=actor.customer, connection=connection)
     if inputs.declared(connection.app):
         if "inputs" not in request.POST:
-            return _inputs_form(request, connection, dict(config_variable.customer_inputs), {})
+            values = dict(config_variable.customer_inputs)
+            return _presented(actor, _inputs_form(request, actor, connection, values, {}))
         submitted = {
             item["name"]: request.POST.get(item["name"], "")
             for item in inputs.declared(connection.app)
@@ -67,7 +94,13 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             config_variable_set_inputs(config_variable=config_variable, values=submitted)
         except inputs.InvalidCustomerInput as exc:
-            return _inputs_form(request, connection, submitted, exc.errors, status=400)
+            form = _inputs_form(request, actor, connection, submitted, exc.errors, status=400)
+            return _presented(actor, form)
+    if session is not None:
+        try:
+            connect_session_begin(connect_session=session, config_variable=config_variable)
+        except ConnectSessionUnavailable:
+            return unavailable(request)
     if connection.grant_type == GrantType.CLIENT_CREDENTIALS:
         config_variable_fetch_start(config_variable=config_variable)
         transaction.on_commit(
@@ -75,19 +108,28 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
                 tasks.renew_config_variable, str(config_variable.pk), force=True, queue="exchange"
             )
         )
-        return redirect("connections:detail", pk=config_variable.pk)
+        return _presented(actor, redirect(actor.after_connect_url(config_variable)))
     url = exchange.authorization_start(session=request.session, config_variable=config_variable)
-    return HttpResponseRedirect(url)
+    return _presented(actor, HttpResponseRedirect(url))
 
 
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
-    """Where the app sends the browser back with ``code`` and ``state`` (or ``error``)."""
+    """Where the app sends the browser back with ``code`` and ``state`` (or ``error``).
+    A browser bound to a connect session goes on to its finish page; a refusal at the
+    app ends the session (outcome ``denied``, or ``error`` for other errors)."""
     # The OAuth parameters, and the few others an App keeps (QuickBooks' realmId).
     params = {name: value for name, value in list(request.GET.items())[:50] if len(name) <= 64}
+    actor = actor_for(request)
+    session = actor.connect_session if actor is not None else None
     try:
         config_variable = exchange.callback_accept(session=request.session, params=params)
     except AuthorizationDenied as exc:
+        if session is not None and session.config_variable_id is not None:
+            denied = classify_callback_error(exc.error) is Key.CALLBACK_ACCESS_DENIED
+            outcome = SessionOutcome.DENIED if denied else SessionOutcome.ERROR
+            connect_session_finish(connect_session=session, outcome=outcome)
+            return keep_opener(redirect("connect_sessions:finish"))
         if exc.kept_working:
             plain = "Access was not granted; your existing connection was left as it was."
         else:
@@ -96,8 +138,13 @@ def callback(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"{plain}{said}")
         return redirect("connections:portal")
     except FlowError as exc:
-        return render(request, "oauthflow/callback_error.html", {"reason": str(exc)}, status=400)
+        back = actor.home_url if actor is not None else None
+        context = {"reason": str(exc), "back_url": back}
+        page = render(request, "oauthflow/callback_error.html", context, status=400)
+        return keep_opener(page) if session is not None else page
     transaction.on_commit(
         lambda: tasks.dispatch(tasks.exchange_code, str(config_variable.pk), queue="exchange")
     )
+    if session is not None and session.config_variable_id == config_variable.pk:
+        return keep_opener(redirect("connect_sessions:finish"))
     return redirect("connections:detail", pk=config_variable.pk)

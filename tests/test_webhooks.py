@@ -119,7 +119,8 @@ def test_a_delivery_verifies_with_the_standardwebhooks_library(endpoint, cv):
     assert event["type"] == "connection.created"
     data = event["data"]
     assert data["config_variable_id"] == str(cv.pk)
-    assert data["customer"] == {"id": cv.customer_id, "name": cv.customer.name}
+    assert data["customer"] == {"id": cv.customer_id, "name": cv.customer.name, "external_id": None}
+    assert data["end_user"] is None  # connected in the portal, not by a connect session
     assert data["app"] == cv.connection.app.slug
     assert data["connection"] == cv.connection.slug
     assert data["status"] == "connected"

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from connect_sessions.selectors import end_user_for
 from connections.dispatch import task_enqueue
 from connections.models import ConfigVariable, Status, StatusTransition
 from oauthflow import client
@@ -127,14 +128,23 @@ def emit_transition(*, config_variable: ConfigVariable, from_status: str) -> str
 def payload_for(
     event_type: str, *, event_id: str, at: datetime, config_variable: ConfigVariable | None
 ) -> dict:
-    """The JSON body (Standard Webhooks' ``type``/``timestamp``/``data`` shape)."""
+    """The JSON body (Standard Webhooks' ``type``/``timestamp``/``data`` shape).
+    ``data.customer.external_id`` is the integrator's tenant ID (None if unset) and
+    ``data.end_user`` ``{"id", "email", "display_name"}`` of whoever connected it through
+    a connect session (None otherwise)."""
     data: dict[str, object] = {}
     if config_variable is not None:
         key = config_variable.diagnosis or ""
         connection = config_variable.connection
         data = {
             "config_variable_id": str(config_variable.pk),
-            "customer": {"id": config_variable.customer_id, "name": config_variable.customer.name},
+            "customer": {
+                "id": config_variable.customer_id,
+                "name": config_variable.customer.name,
+                "external_id": config_variable.customer.external_id,
+            },
+            # Who connected it, when an end user did through a connect session.
+            "end_user": end_user_for(config_variable),
             "app": connection.app.slug,
             "connection": connection.slug,
             "status": config_variable.status,
