@@ -11,61 +11,20 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# The choices live in connections.choices; callers import them from here, with the models.
+from connections.choices import OFFLINE_SCOPE, GrantType, OfflineStrategy, Status
 from connections.fields import SecretField
+from connections.validators import flat_mapping_problem, validate_endpoint_url
 from oauthflow import inputs
 from oauthflow.flavors import FLAVORS
-from oauthflow.netguard import scheme_problem
 from oauthflow.presets import preset_exists
 
-
-class GrantType(models.TextChoices):
-    """OAuth 2.0 grants the portal drives (RFC 6749 §4.1 and §4.4)."""
-
-    AUTHORIZATION_CODE = "authorization_code", "Authorization code"
-    CLIENT_CREDENTIALS = "client_credentials", "Client credentials"
-
-
-class OfflineStrategy(models.TextChoices):
-    """How an App is asked for a refresh token (long-lived, offline access)."""
-
-    OFFLINE_ACCESS_SCOPE = "offline_access", "offline_access scope"
-    ACCESS_TYPE_OFFLINE = "access_type=offline", "access_type=offline parameter"
-    DURATION_PERMANENT = "duration=permanent", "duration=permanent parameter"
-    TOKEN_ACCESS_TYPE_OFFLINE = "token_access_type=offline", "token_access_type=offline"
-    NONE = "none", "None: the app always issues refresh tokens, or never"
-
-
-OFFLINE_SCOPE = "offline_access"
-
-
-def _validate_endpoint_url(value: str) -> None:
-    """A URL (its ``{input}`` placeholders stand for customer inputs): https only; http
-    for loopback hosts when OAUTH_ALLOW_HTTP_LOOPBACK is on."""
-    sample = inputs.render(value, dict.fromkeys(inputs.placeholders(value), inputs.SAMPLE_VALUE))
-    URLValidator(schemes=["http", "https"])(sample)
-    problem = scheme_problem(sample)
-    if problem:
-        raise ValidationError(problem)
-
-
-def _flat_mapping_problem(value: object, *, header: bool) -> str | None:
-    """Why ``value`` is not a flat ``{"name": "value"}`` object, or None."""
-    if not isinstance(value, dict):
-        return 'Use a JSON object of names to values, e.g. {"audience": "api"}.'
-    for name, item in value.items():
-        if not isinstance(item, str | int | float | bool):
-            return f"The value of {name!r} must be a string or a number."
-        text = f"{name}{item}"
-        if any(ord(char) < 32 or ord(char) == 127 for char in text):
-            return f"{name!r} contains a line break or control character."
-        if header and not name.replace("-", "").isalnum():
-            return f"{name!r} is not a valid header name."
-    return None
+# Migrations 0001 and 0005 name the validator by its former place.
+_validate_endpoint_url = validate_endpoint_url
 
 
 class Customer(models.Model):
@@ -122,13 +81,13 @@ class App(models.Model):
         max_length=32, choices=GrantType.choices, default=GrantType.AUTHORIZATION_CODE
     )
     authorize_url = models.CharField(
-        max_length=2000, blank=True, validators=[_validate_endpoint_url]
+        max_length=2000, blank=True, validators=[validate_endpoint_url]
     )
-    token_url = models.CharField(max_length=2000, validators=[_validate_endpoint_url])
+    token_url = models.CharField(max_length=2000, validators=[validate_endpoint_url])
     revocation_url = models.CharField(
         max_length=2000,
         blank=True,
-        validators=[_validate_endpoint_url],
+        validators=[validate_endpoint_url],
         help_text="RFC 7009 token revocation endpoint; Disconnect revokes there when set.",
     )
     client_id = models.CharField(max_length=500)
@@ -235,7 +194,7 @@ class App(models.Model):
         if any(ord(char) < 32 or ord(char) == 127 for char in self.client_id or ""):
             errors["client_id"] = "The client ID contains a line break or control character."
         for name in ("extra_authorize_params", "extra_token_params", "extra_token_headers"):
-            problem = _flat_mapping_problem(getattr(self, name), header=name.endswith("headers"))
+            problem = flat_mapping_problem(getattr(self, name), header=name.endswith("headers"))
             if problem:
                 errors[name] = problem
         if self.preset and not preset_exists(self.preset):
@@ -321,46 +280,6 @@ class Connection(models.Model):
     def effective_scopes(self) -> list[str]:
         """The scopes requested, as a list (Connection's, else the App's default)."""
         return (self.scopes or self.app.default_scopes).split()
-
-
-class Status(models.TextChoices):
-    """Life cycle of a ConfigVariable (DESIGN.md, "Status of a ConfigVariable")."""
-
-    PENDING = "pending", "Not connected"
-    AUTHORIZING = "authorizing", "Waiting for consent at the app"
-    EXCHANGING = "exchanging", "Connecting"
-    CONNECTED = "connected", "Connected"
-    FAILING = "failing", "Failing (retrying)"
-    REAUTHORIZATION_REQUIRED = "reauthorization_required", "Reauthorization required"
-    ERROR = "error", "Could not connect"  # the portal's words too
-    DISCONNECTED = "disconnected", "Disconnected"
-
-    # The groups are methods: a tuple assigned in the class body would become a choice.
-    @classmethod
-    def working(cls) -> tuple[Status, ...]:
-        """The tokens work: ``connected``, or ``failing`` (renewals failing, retried).
-        A failed Reconnect of a working connection keeps it working."""
-        return (cls.CONNECTED, cls.FAILING)
-
-    @classmethod
-    def renewable(cls) -> tuple[Status, ...]:
-        """What the renewal sweep renews, and its partial index covers: the working
-        ones (a token that works is kept working)."""
-        return cls.working()
-
-    @classmethod
-    def attention(cls) -> tuple[Status, ...]:
-        """Someone must act or watch: ``failing``, ``reauthorization_required``,
-        ``error``. A transition into one alerts the operators; the dashboard counts
-        them as broken and the portal says why."""
-        return (cls.FAILING, cls.REAUTHORIZATION_REQUIRED, cls.ERROR)
-
-    @classmethod
-    def in_progress(cls) -> tuple[Status, ...]:
-        """Work runs while the customer watches (the portal polls quickly):
-        ``exchanging``. ``authorizing`` waits on the customer at the app's consent
-        page, so polling for it would never end."""
-        return (cls.EXCHANGING,)
 
 
 class ConfigVariable(models.Model):
