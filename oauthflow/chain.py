@@ -218,62 +218,13 @@ def run_token_chain(
     ``retry_after`` seconds; ``ReauthorizationRequired`` when the grant is dead), its
     ``diagnosis`` a ``Key`` and its ``outcome`` set.
     """
-    values = config_variable.customer_inputs if config_variable is not None else None
-    try:
-        token_url = inputs.endpoint(app, "token_url", values)
-    except inputs.InvalidCustomerInput as exc:
-        raise provider_error(
-            f"The customer's inputs do not make a valid token URL: {exc}",
-            outcome=Outcome.WRONG_ENDPOINT,
-            url=app.token_url,
-            diagnosis=Key.INVALID_CUSTOMER_INPUT,
-            answered=False,
-        ) from exc
+    token_url = _token_url(app, config_variable)
     run = _ChainRun(app, config_variable, kind, fields, uuid.uuid4(), records, token_url)
     verdicts: list[Verdict] = []
     for number, flavor in enumerate(
         flavor_order(preferred=app.preferred_flavor, pinned=app.pinned_flavor), start=1
     ):
-        spec = build_token_request(
-            flavor,
-            client_id=app.client_id,
-            client_secret=app.client_secret or "",
-            fields=fields,
-            client_id_param=app.client_id_param,
-            client_secret_param=app.client_secret_param,
-        )
-        headers = {**(app.extra_token_headers or {}), **spec.headers}
-        logger.info(
-            "oauthflow.token_request.attempt app=%s kind=%s flavor=%s",
-            app.slug,
-            kind,
-            flavor.number,
-            extra={"app": app.slug, "kind": kind, "flavor": flavor.number},
-        )
-        sent_at = time.time()
-        try:
-            reply = client.post(token_url, headers=headers, body=spec.body)
-        except TransportError as exc:
-            verdict = classify_transport(exc.kind, flavor=flavor.number, text=str(exc))
-            run.record(
-                flavor=flavor,
-                headers=headers,
-                reply=None,
-                duration_ms=exc.duration_ms,
-                verdict=verdict,
-                message=str(exc),
-            )
-            verdicts.append(verdict)
-            break
-        token, verdict = _judge_reply(run, flavor, reply, sent_at)
-        run.record(
-            flavor=flavor,
-            headers=headers,
-            reply=reply,
-            duration_ms=reply.duration_ms,
-            verdict=verdict,
-            message="" if token else _message(verdict),
-        )
+        token, verdict, sent_at = _attempt(run, flavor)
         if token is not None:
             if records is None:
                 flavor_remember(app=app, flavor=flavor)
@@ -285,9 +236,73 @@ def run_token_chain(
                 sent_at=datetime.fromtimestamp(sent_at, tz=UTC),
             )
         verdicts.append(verdict)
-        if not _keeps_going(app, verdict, first=number == 1):
+        # No reply (a transport failure): no other flavor would get one either.
+        if not verdict.answered or not _keeps_going(app, verdict, first=number == 1):
             break
     raise _chain_error(app, run, verdicts)
+
+
+def _token_url(app: App, config_variable: ConfigVariable | None) -> str:
+    """The App's token URL with the customer's inputs filled in; raises a
+    ``WRONG_ENDPOINT`` ``ProviderError`` when they do not make a valid one."""
+    values = config_variable.customer_inputs if config_variable is not None else None
+    try:
+        return inputs.endpoint(app, "token_url", values)
+    except inputs.InvalidCustomerInput as exc:
+        raise provider_error(
+            f"The customer's inputs do not make a valid token URL: {exc}",
+            outcome=Outcome.WRONG_ENDPOINT,
+            url=app.token_url,
+            diagnosis=Key.INVALID_CUSTOMER_INPUT,
+            answered=False,
+        ) from exc
+
+
+def _attempt(run: _ChainRun, flavor: Flavor) -> tuple[TokenResponse | None, Verdict, float]:
+    """Send the grant in ``flavor`` and record the attempt: ``(tokens, verdict,
+    sent_at)``, the tokens None when refused or unanswered, ``sent_at`` when the
+    request left (epoch seconds)."""
+    app = run.app
+    spec = build_token_request(
+        flavor,
+        client_id=app.client_id,
+        client_secret=app.client_secret or "",
+        fields=run.fields,
+        client_id_param=app.client_id_param,
+        client_secret_param=app.client_secret_param,
+    )
+    headers = {**(app.extra_token_headers or {}), **spec.headers}
+    logger.info(
+        "oauthflow.token_request.attempt app=%s kind=%s flavor=%s",
+        app.slug,
+        run.kind,
+        flavor.number,
+        extra={"app": app.slug, "kind": run.kind, "flavor": flavor.number},
+    )
+    sent_at = time.time()
+    try:
+        reply = client.post(run.token_url, headers=headers, body=spec.body)
+    except TransportError as exc:
+        verdict = classify_transport(exc.kind, flavor=flavor.number, text=str(exc))
+        run.record(
+            flavor=flavor,
+            headers=headers,
+            reply=None,
+            duration_ms=exc.duration_ms,
+            verdict=verdict,
+            message=str(exc),
+        )
+        return None, verdict, sent_at
+    token, verdict = _judge_reply(run, flavor, reply, sent_at)
+    run.record(
+        flavor=flavor,
+        headers=headers,
+        reply=reply,
+        duration_ms=reply.duration_ms,
+        verdict=verdict,
+        message="" if token else _message(verdict),
+    )
+    return token, verdict, sent_at
 
 
 def _chain_error(app: App, run: _ChainRun, verdicts: list[Verdict]) -> ProviderError:

@@ -144,16 +144,30 @@ def shape_problems(
         unknown = placeholders(url) - names
         if unknown:
             problems.append(f"{url} uses {', '.join(sorted(unknown))}, which is no customer input.")
-    if names and "." not in suffix.strip("."):
-        problems.append(
+    if names:
+        problems.extend(_host_problems(urls, suffix))
+    problems.extend(_pattern_problems(inputs))
+    return problems
+
+
+def _host_problems(urls: Sequence[str], suffix: str) -> list[str]:
+    """An App with customer inputs: a fixed domain, and endpoint URLs that stay under it."""
+    if "." not in suffix.strip("."):
+        return [
             "Customer inputs need an allowed host suffix: the app's fixed domain, with a dot "
             "(zendesk.com, not com)."
-        )
-    elif names:
-        for url in urls[:3]:  # the three endpoint URLs
-            sample = render(url, dict.fromkeys(placeholders(url), SAMPLE_VALUE))
-            if url and placeholders(url) and not host_allowed(sample, suffix):
-                problems.append(f"{url} leads outside {suffix}.")
+        ]
+    problems = []
+    for url in urls[:3]:  # the three endpoint URLs
+        sample = render(url, dict.fromkeys(placeholders(url), SAMPLE_VALUE))
+        if url and placeholders(url) and not host_allowed(sample, suffix):
+            problems.append(f"{url} leads outside {suffix}.")
+    return problems
+
+
+def _pattern_problems(inputs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each input has a name and a pattern that compiles and is anchored ``^…$``."""
+    problems = []
     for item in inputs:
         if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
             problems.append('Each customer input needs a "name".')

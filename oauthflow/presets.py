@@ -236,9 +236,10 @@ def _placeholders(text: str, *, entry: str, field_name: str) -> list[str]:
     return names
 
 
-def _entry_check(raw: dict[str, Any]) -> None:
-    """The rules the JSON Schema cannot state, for one schema-valid entry."""
-    entry = raw["name"]
+def _inputs_check(entry: str, raw: dict[str, Any]) -> tuple[list[str], str]:
+    """The entry's customer input names and host suffix, once their rules hold: names
+    unique, patterns anchored ``^…$`` and compiling, a fixed domain when there are
+    inputs."""
     inputs = raw.get("customer_inputs", [])
     input_names = [item["name"] for item in inputs]
     if len(set(input_names)) != len(input_names):
@@ -259,31 +260,36 @@ def _entry_check(raw: dict[str, Any]) -> None:
         )
     if suffix and (suffix != suffix.lower() or PLACEHOLDER.search(suffix) or "." not in suffix):
         raise PresetError(entry, "allowed_host_suffix", f"{suffix!r} is not a fixed domain")
+    return input_names, suffix
 
-    for field_name in URL_FIELDS:
-        url = raw.get(field_name, "")
-        if not url:
-            continue
-        names = _placeholders(url, entry=entry, field_name=field_name)
-        parts = urlsplit(PLACEHOLDER.sub("x", url))
-        if parts.scheme != "https" or not parts.netloc:
-            raise PresetError(entry, field_name, f"{url!r} is not an https URL")
-        if "@" in parts.netloc:
-            raise PresetError(entry, field_name, f"{url!r} carries credentials")
-        if field_name == "docs_url" and names:
-            raise PresetError(entry, field_name, "the docs link cannot hold placeholders")
-        for name in names:
-            if name not in input_names:
-                raise PresetError(
-                    entry, field_name, f"placeholder {{{name}}} names no customer input"
-                )
-        host = urlsplit(url).netloc
-        if PLACEHOLDER.search(host):
-            fixed_tail = host[host.rfind("}") + 1 :]
-            if not suffix or not fixed_tail.endswith(f".{suffix}"):
-                raise PresetError(
-                    entry, field_name, f"templated host {host!r} does not end with .{suffix}"
-                )
+
+def _url_check(
+    entry: str, field_name: str, url: str, *, input_names: list[str], suffix: str
+) -> None:
+    """One URL field: https, no credentials, placeholders naming inputs (none in the
+    docs link), and a templated host that stays under ``suffix``."""
+    names = _placeholders(url, entry=entry, field_name=field_name)
+    parts = urlsplit(PLACEHOLDER.sub("x", url))
+    if parts.scheme != "https" or not parts.netloc:
+        raise PresetError(entry, field_name, f"{url!r} is not an https URL")
+    if "@" in parts.netloc:
+        raise PresetError(entry, field_name, f"{url!r} carries credentials")
+    if field_name == "docs_url" and names:
+        raise PresetError(entry, field_name, "the docs link cannot hold placeholders")
+    for name in names:
+        if name not in input_names:
+            raise PresetError(entry, field_name, f"placeholder {{{name}}} names no customer input")
+    host = urlsplit(url).netloc
+    if PLACEHOLDER.search(host):
+        fixed_tail = host[host.rfind("}") + 1 :]
+        if not suffix or not fixed_tail.endswith(f".{suffix}"):
+            raise PresetError(
+                entry, field_name, f"templated host {host!r} does not end with .{suffix}"
+            )
+
+
+def _params_check(entry: str, raw: dict[str, Any], *, input_names: list[str]) -> None:
+    """Placeholders in the extra parameters name declared inputs."""
     for field_name in ("extra_authorize_params", "extra_token_params"):
         for key, value in raw.get(field_name, {}).items():
             for name in _placeholders(value, entry=entry, field_name=f"{field_name}.{key}"):
@@ -291,6 +297,17 @@ def _entry_check(raw: dict[str, Any]) -> None:
                     raise PresetError(
                         entry, f"{field_name}.{key}", f"placeholder {{{name}}} names no input"
                     )
+
+
+def _entry_check(raw: dict[str, Any]) -> None:
+    """The rules the JSON Schema cannot state, for one schema-valid entry."""
+    entry = raw["name"]
+    input_names, suffix = _inputs_check(entry, raw)
+    for field_name in URL_FIELDS:
+        url = raw.get(field_name, "")
+        if url:
+            _url_check(entry, field_name, url, input_names=input_names, suffix=suffix)
+    _params_check(entry, raw, input_names=input_names)
     for position, url in enumerate(raw["source"]):
         if urlsplit(url).scheme != "https":
             raise PresetError(entry, f"source.{position}", f"{url!r} is not an https URL")
