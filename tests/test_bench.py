@@ -1,46 +1,52 @@
-"""Smoke tests of the renewal benchmark's pure pieces (``oauthflow.bench``).
+"""Smoke tests of the renewal benchmark's pure pieces (``benchmarks``).
 
 The benchmark itself needs PostgreSQL, Redis and real workers and is run by hand
-(``manage.py bench_renewal``); here: the local token endpoint's rotation and
-double-spend counting, its HTTP handling on loopback, the report, and the refusals.
+(``python -m benchmarks renewal``); here: the fake endpoint's rotation and double-spend
+counting, its HTTP handling on loopback (in a process of its own, with a reply delay),
+the report, and the refusals.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from django.core.management import CommandError, call_command
 
-from oauthflow.bench import (
+from benchmarks import BenchRefused
+from benchmarks.cli import main
+from benchmarks.data import BENCH_CLIENT_ID, BENCH_CLIENT_SECRET
+from benchmarks.environment import bench_environment_check, command_line
+from benchmarks.fake_endpoint import (
     STATS_PATH,
-    BenchRefused,
-    BenchReport,
+    EndpointProcess,
     EndpointStats,
-    RateResult,
-    RenewalRun,
-    SweepResult,
-    TokenEndpoint,
-    TokenLedger,
-    bench_environment_check,
-    command_line,
-    format_report,
-    median_rate,
-    parse_processes,
-    share_of_ceiling,
+    RotatingTokenEndpoint,
 )
+from benchmarks.http_server import HTTPRequest
+from benchmarks.report import BenchReport, format_report
+from benchmarks.runs import RateResult, RenewalRun, median_rate, share_of_ceiling
+from benchmarks.suite import bench_endpoint, parse_processes
+from benchmarks.sweep import SweepResult
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
-def _refresh(ledger: TokenLedger, token: str) -> tuple[int, dict]:
-    return ledger.token_reply(FORM, f"grant_type=refresh_token&refresh_token={token}".encode())
+def _post(ledger: RotatingTokenEndpoint, body: bytes, headers: dict | None = None):
+    request = HTTPRequest("POST", "/token", headers or FORM, body, arrived=0.0)
+    status, _headers, reply = ledger.respond(request)
+    return status, reply
+
+
+def _refresh(ledger: RotatingTokenEndpoint, token: str) -> tuple[int, dict]:
+    return _post(ledger, f"grant_type=refresh_token&refresh_token={token}".encode())
 
 
 def test_ledger_rotates_refresh_tokens_and_counts_double_spends():
-    ledger = TokenLedger(lifetime=60)
+    ledger = RotatingTokenEndpoint(lifetime=60, accept_unknown=True)
 
     status, first = _refresh(ledger, "seed-1")
     assert status == 200
@@ -61,15 +67,30 @@ def test_ledger_rotates_refresh_tokens_and_counts_double_spends():
 
 
 def test_ledger_reads_json_bodies_and_other_grants():
-    ledger = TokenLedger()
+    ledger = RotatingTokenEndpoint(accept_unknown=True)
     body = json.dumps({"grant_type": "refresh_token", "refresh_token": "j-1"}).encode()
-    assert ledger.token_reply({"content-type": "application/json"}, body)[0] == 200
-    status, reply = ledger.token_reply(FORM, b"grant_type=client_credentials")
+    assert _post(ledger, body, {"content-type": "application/json"})[0] == 200
+    status, reply = _post(ledger, b"grant_type=client_credentials")
     assert status == 200
     assert "refresh_token" not in reply
-    assert ledger.token_reply(FORM, b"grant_type=password")[0] == 400
-    assert ledger.token_reply(FORM, b"grant_type=refresh_token")[0] == 400  # no token
+    assert _post(ledger, b"grant_type=password")[0] == 400
+    assert _post(ledger, b"grant_type=refresh_token")[0] == 400  # no token
     assert ledger.stats().refresh_requests == 2
+
+
+def test_a_strict_endpoint_refuses_unknown_tokens_and_wrong_clients():
+    ledger = RotatingTokenEndpoint(client=("id", "secret"))
+    _access, refresh = ledger.grant()
+    body = f"grant_type=refresh_token&refresh_token={refresh}&client_id=id"
+    assert _post(ledger, (body + "&client_secret=wrong").encode())[0] == 401
+    assert _post(ledger, (body + "&client_secret=secret").encode())[0] == 200
+    assert not ledger.is_live(refresh)
+    unknown = (
+        b"grant_type=refresh_token&refresh_token=never-issued&client_id=id&client_secret=secret"
+    )
+    status, reply = _post(ledger, unknown)
+    assert (status, reply["error_description"]) == (400, "Unknown refresh token.")
+    assert ledger.stats().double_spends == 0
 
 
 def test_stats_minus_gives_the_counts_of_a_run():
@@ -79,7 +100,7 @@ def test_stats_minus_gives_the_counts_of_a_run():
 
 
 def test_token_endpoint_process_serves_keep_alive_and_pipelined_requests():
-    with TokenEndpoint(lifetime=120) as endpoint:
+    with EndpointProcess(RotatingTokenEndpoint(lifetime=120, accept_unknown=True)) as endpoint:
         session = requests.Session()
         token = "seed-http"
         for _ in range(3):  # one kept-alive connection, each reply rotating the token
@@ -95,11 +116,14 @@ def test_token_endpoint_process_serves_keep_alive_and_pipelined_requests():
             data={"grant_type": "refresh_token", "refresh_token": "seed-http"},
             timeout=5,
         )
-        assert reused.json() == {"error": "invalid_grant", "error_description": "token reused"}
+        assert reused.json() == {
+            "error": "invalid_grant",
+            "error_description": "The refresh token was already used.",
+        }
 
         body = b"grant_type=refresh_token&refresh_token=pipelined-"
         request = (
-            b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\n"
+            b"POST /token HTTP/1.1\r\nHost: x\r\n"
             b"Content-Type: application/x-www-form-urlencoded\r\n"
             b"Content-Length: %d\r\n\r\n%s"
         )
@@ -111,10 +135,36 @@ def test_token_endpoint_process_serves_keep_alive_and_pipelined_requests():
                 received += raw.recv(65536)
 
         assert endpoint.stats() == EndpointStats(
-            requests=6, refresh_requests=6, double_spends=1, tokens_seen=5
+            requests=6, refresh_requests=6, double_spends=1, tokens_seen=5, in_flight_peak=2
         )
         assert requests.get(f"http://127.0.0.1:{endpoint.port}{STATS_PATH}", timeout=5).ok
     assert endpoint.process is None
+
+
+def test_a_slow_endpoint_keeps_many_requests_in_flight_at_once():
+    """With ``--latency-ms``, each reply waits without holding up the others: requests
+    sent together all wait out their delay together (the peak the endpoint saw), and
+    each still gets its own rotated token."""
+    clients = 12
+    with bench_endpoint(lifetime=60, latency_ms=1500) as endpoint:
+        barrier = threading.Barrier(clients)
+
+        def refresh(i: int) -> requests.Response:
+            barrier.wait(timeout=10)
+            return requests.post(
+                endpoint.url,
+                data={"grant_type": "refresh_token", "refresh_token": f"seed-{i}"},
+                auth=(BENCH_CLIENT_ID, BENCH_CLIENT_SECRET),
+                timeout=30,
+            )
+
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            replies = list(pool.map(refresh, range(clients)))
+        stats = endpoint.stats()
+    assert [reply.status_code for reply in replies] == [200] * clients
+    assert len({reply.json()["refresh_token"] for reply in replies}) == clients
+    assert stats.in_flight_peak == clients
+    assert stats.double_spends == 0
 
 
 def _report() -> BenchReport:
@@ -143,12 +193,12 @@ def _report() -> BenchReport:
             best_ms=median * 0.9,
             execution_ms=0.5,
             uses_index=True,
-            plan="Index Scan using config_variable_due",
+            plan="Index Only Scan using config_variable_due on connections_configvariable",
         )
         for rows, median in ((10_000, 1.0), (1_000_000, 1.2))
     ]
     return BenchReport(
-        command="python manage.py bench_renewal --n 1000", n=1000, ceiling=ceiling, runs=runs,
+        command="python -m benchmarks renewal --n 1000", n=1000, ceiling=ceiling, runs=runs,
         sweeps=sweeps,
     )  # fmt: skip
 
@@ -160,13 +210,12 @@ def test_report_shows_every_figure_and_checks_the_targets():
 
     text = format_report(report)
 
-    assert "python manage.py bench_renewal --n 1000" in text
+    assert "python -m benchmarks renewal --n 1000" in text
     assert "1000.0 requests/s" in text
-    assert "PASS  1 process(es): 0.62 of the ceiling per process" in text
-    assert "FAIL  2 process(es): 0.40 of the ceiling per process" in text
+    assert "FAIL  loopback, 1 process: 0.62 of the raw ceiling (target >= 0.80)" in text
     assert "PASS  token requests per renewal: 1.00, 1.00" in text
     assert "PASS  double spends: 0" in text
-    assert "PASS  sweep uses config_variable_due at every size" in text
+    assert "PASS  sweep reads only config_variable_due (Index Only Scan) at every size" in text
     assert "PASS  sweep time x1.20 (best; median x1.20) for x100 rows" in text
     assert "Plan at 1,000,000 rows:" in text
 
@@ -198,18 +247,24 @@ def test_parse_processes():
 def test_command_line_masks_passwords(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://bench:s3cret@db:5432/bench")
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    line = command_line(["manage.py", "bench_renewal", "--n", "10"])
+    line = command_line(["-m", "benchmarks", "renewal", "--n", "10"])
     assert line == (
-        "DATABASE_URL=postgres://bench:***@db:5432/bench python manage.py bench_renewal --n 10"
+        "DATABASE_URL=postgres://bench:***@db:5432/bench python -m benchmarks renewal --n 10"
     )
 
 
-def test_refuses_without_postgresql_and_redis(monkeypatch):
+def test_refuses_without_postgresql_and_redis(monkeypatch, capsys):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(BenchRefused, match="PostgreSQL"):
         bench_environment_check()
-    with pytest.raises(CommandError, match="needs PostgreSQL"):
-        call_command("bench_renewal", "--n", "10")
+    assert main(["renewal", "--n", "10"]) == 2
+    assert "needs PostgreSQL" in capsys.readouterr().err
+
+
+def test_the_command_line_refuses_bad_numbers(capsys):
+    with pytest.raises(SystemExit):
+        main(["renewal", "--latency-ms", "-5"])
+    assert "--latency-ms: must be at least 0, got -5" in capsys.readouterr().err
 
 
 def test_the_ceiling_is_the_median_of_its_samples_and_the_report_lists_them():
