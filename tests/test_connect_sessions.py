@@ -300,3 +300,28 @@ def test_a_connect_links_token_is_masked_in_request_logs(allowed, crm):
     line = f'"GET /connect/{issued.token} HTTP/1.1" 302 0'
     assert issued.token[4:] not in redact_query(line)
     assert "/connect/[REDACTED]" in redact_query(line)
+
+
+# --- admin ---------------------------------------------------------------------------
+
+
+def test_admin_allow_list_add_checks_the_url_and_sessions_are_read_only(admin_client, crm):
+    add = reverse("admin:connect_sessions_returnurlallowed_add")
+    assert admin_client.get(add).status_code == 200
+    bad = admin_client.post(add, {"url": "http://app.example.com/x", "note": ""})
+    assert bad.status_code == 200
+    assert "loopback" in bad.text  # plain http only to loopback
+    good = admin_client.post(add, {"url": "https://app.example.com/embed", "note": "CRM"})
+    assert good.status_code == 302
+    assert ReturnUrlAllowed.objects.filter(url="https://app.example.com/embed").exists()
+    issued = _create(CustomerFactory(), crm, return_url="https://app.example.com/embed/x")
+    changelist = reverse("admin:connect_sessions_connectsession_changelist")
+    assert admin_client.get(changelist, {"q": "u-7"}).status_code == 200
+    change = admin_client.get(
+        reverse("admin:connect_sessions_connectsession_change", args=[issued.session.pk])
+    )
+    assert change.status_code == 200
+    assert "u-7" in change.text
+    assert issued.token[4:] not in change.text
+    assert issued.session.token_hash not in change.text
+    assert admin_client.get(reverse("admin:connect_sessions_connectsession_add")).status_code == 403
