@@ -71,6 +71,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Like the real providers that sign users in inside popups: a page opened by another
+# origin keeps its window.opener (Django's default same-origin would cut a popup off).
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "unsafe-none"
+
 ROOT_URLCONF = "sandbox.urls"
 
 TEMPLATES = [
