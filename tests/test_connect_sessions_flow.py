@@ -259,3 +259,33 @@ def test_the_webhook_names_the_customers_external_id_and_the_end_user(
     assert data["end_user"] == {"id": "u-7", "email": "ann@acme.example", "display_name": "Ann"}
     assert issued.token not in request.body.decode()
     assert "at-1" not in request.body.decode()
+
+
+def test_a_bound_browser_types_customer_inputs_like_a_portal_user(customer, crm):
+    zendesk = ConnectionFactory(
+        slug="zendesk",
+        app=AppFactory(
+            authorize_url="https://{subdomain}.zendesk.com/oauth/authorizations/new",
+            token_url="https://{subdomain}.zendesk.com/oauth/tokens",
+            customer_inputs=[
+                {"name": "subdomain", "label": "Your subdomain", "pattern": "^[a-z0-9-]{1,63}$"}
+            ],
+            allowed_host_suffix="zendesk.com",
+        ),
+    )
+    browser = _opened(_session(customer, ["zendesk"]))
+    form = browser.post(reverse("oauthflow:connect", args=["zendesk"]))
+    assert form.status_code == 200
+    assert "Your subdomain" in form.text
+    assert f'href="{reverse("connect_sessions:page")}"' in form.text  # back to the session
+    bad = browser.post(
+        reverse("oauthflow:connect", args=["zendesk"]), {"inputs": "1", "subdomain": "a b"}
+    )
+    assert bad.status_code == 400
+    response = browser.post(
+        reverse("oauthflow:connect", args=["zendesk"]), {"inputs": "1", "subdomain": "acme"}
+    )
+    assert response["Location"].startswith("https://acme.zendesk.com/oauth/authorizations/new?")
+    cv = ConfigVariable.objects.get(connection=zendesk)
+    assert cv.customer == customer
+    assert ConnectSession.objects.get().config_variable == cv
