@@ -1,9 +1,13 @@
-"""Customer API keys for the token API: created once, stored hashed, checked in constant
-time, and failed attempts throttled.
+"""API keys: customer keys (``cpk_``) here, and the shape and checks every kind of key
+shares (environment keys, ``cpe_``, live in ``api.keys``): created once, stored hashed,
+checked in constant time, and failed attempts throttled.
 
-Throttling (``api_key_check``): failed attempts are counted in Django's cache per client
-IP and per key prefix, in fixed windows. Once either reaches the limit the check refuses
-every key from that IP or for that prefix, right or wrong, until the window ends
+A key reads ``<kind>_<prefix>_<secret>``: ``kind`` names what it is (``cpk``, ``cpe``),
+``prefix`` (12 hex digits) finds its row, only the SHA-256 of ``secret`` is stored.
+
+Throttling (``key_check``): failed attempts of any kind of key are counted in Django's
+cache per client IP and per key prefix, in fixed windows. Once either reaches the limit
+the check refuses every key from that IP or for that prefix, right or wrong, until the window ends
 (``ApiKeyThrottled.retry_after``), so guessing learns nothing meanwhile. Successful
 requests are never counted. Settings:
 
@@ -22,6 +26,9 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
@@ -32,8 +39,11 @@ from django.utils import timezone
 from connections.models import ApiKey, Customer
 
 PREFIX = "cpk_"
-KEY_PREFIX = re.compile(r"[0-9a-f]{12}")  # api_key_create's prefix: counted on its own
+# A well-formed key's kind and prefix, counted on their own (key_generate's shape).
+KEY_SHAPE = re.compile(r"([a-z]{3})_([0-9a-f]{12})_")
+MAX_KEY_LENGTH = 200
 logger = logging.getLogger(__name__)
+Found = TypeVar("Found")
 
 
 class ApiKeyThrottled(Exception):
@@ -48,23 +58,54 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_key_create(*, customer: Customer, name: str) -> tuple[ApiKey, str]:
-    """A new key for ``customer``; returns the row and the key, which is never stored."""
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly generated key: store ``prefix`` and ``key_hash``, show ``raw`` once."""
+
+    prefix: str
+    key_hash: str
+    raw: str
+
+
+def key_generate(kind: str) -> NewKey:
+    """A new random key of ``kind`` (``"cpk_"``, ``"cpe_"``): a 12-hex-digit prefix and a
+    43-character secret (256 bits)."""
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
+    return NewKey(prefix=prefix, key_hash=_hash(secret), raw=f"{kind}{prefix}_{secret}")
+
+
+def key_split(raw: str, kind: str) -> tuple[str, str] | None:
+    """``(prefix, secret)`` of a key of ``kind``, or None when ``raw`` is another kind or
+    too long to be a key."""
+    if not raw.startswith(kind) or len(raw) > MAX_KEY_LENGTH:
+        return None
+    prefix, _, secret = raw.removeprefix(kind).partition("_")
+    return prefix, secret
+
+
+def key_matches(key_hash: str, secret: str) -> bool:
+    """Whether ``secret`` hashes to the stored ``key_hash`` (constant-time)."""
+    return hmac.compare_digest(key_hash, _hash(secret))
+
+
+def api_key_create(*, customer: Customer, name: str) -> tuple[ApiKey, str]:
+    """A new key for ``customer``; returns the row and the key, which is never stored."""
+    new = key_generate(PREFIX)
     api_key = ApiKey.objects.create(
-        customer=customer, name=name, prefix=prefix, key_hash=_hash(secret)
+        customer=customer, name=name, prefix=new.prefix, key_hash=new.key_hash
     )
-    return api_key, f"{PREFIX}{prefix}_{secret}"
+    return api_key, new.raw
 
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
     """The live ApiKey ``raw`` belongs to, or None (malformed, unknown, revoked)."""
-    if not raw.startswith(PREFIX) or len(raw) > 200:
+    parts = key_split(raw, PREFIX)
+    if parts is None:
         return None
-    prefix, _, secret = raw.removeprefix(PREFIX).partition("_")
+    prefix, secret = parts
     api_key = ApiKey.objects.select_related("customer").filter(prefix=prefix, revoked=False).first()
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, _hash(secret)):
+    if api_key is None or not key_matches(api_key.key_hash, secret):
         return None
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
     return api_key
@@ -81,9 +122,10 @@ def _counter_keys(raw: str, ip: str, now: float) -> tuple[list[str], float]:
     window = max(1, settings.API_KEY_FAILURE_WINDOW)
     bucket = int(now // window)
     keys = [f"api-key-failures:ip:{ip}:{bucket}"]
-    prefix = raw.removeprefix(PREFIX).partition("_")[0] if raw.startswith(PREFIX) else ""
-    if KEY_PREFIX.fullmatch(prefix):
-        keys.append(f"api-key-failures:prefix:{prefix}:{bucket}")
+    shape = KEY_SHAPE.match(raw)
+    if shape:
+        kind, prefix = shape.groups()
+        keys.append(f"api-key-failures:prefix:{kind}_{prefix}:{bucket}")
     return keys, (bucket + 1) * window
 
 
@@ -97,20 +139,21 @@ def _count_failure(key: str, timeout: int) -> int:
         return 1
 
 
-def api_key_check(raw: str, *, ip: str) -> ApiKey | None:
-    """``api_key_authenticate`` for a request from ``ip``, throttled: a failure counts
+def key_check(raw: str, *, ip: str, authenticate: Callable[[str], Found | None]) -> Found | None:
+    """``authenticate(raw)`` for a request from ``ip``, throttled: a failure counts
     against ``ip`` and the key's prefix, and raises ApiKeyThrottled while either is over
-    ``API_KEY_FAILURE_LIMIT`` in the current window. A correct key always passes: a
-    lockout of its prefix must not let anyone who learned a prefix cut an integration
-    off (and a 40-character secret is not guessed in 20 tries)."""
+    ``API_KEY_FAILURE_LIMIT`` in the current window (one set of counters for every kind
+    of key). A correct key always passes: a lockout of its prefix must not let anyone
+    who learned a prefix cut an integration off (and a 43-character secret is not
+    guessed in 20 tries)."""
     now = time.time()
     keys, window_end = _counter_keys(raw, ip, now)
     limit = settings.API_KEY_FAILURE_LIMIT
     retry_after = max(1, math.ceil(window_end - now))
-    api_key = api_key_authenticate(raw)
-    if api_key is None and any(count >= limit for count in cache.get_many(keys).values()):
+    found = authenticate(raw)
+    if found is None and any(count >= limit for count in cache.get_many(keys).values()):
         raise ApiKeyThrottled(retry_after)
-    if api_key is None:
+    if found is None:
         counts = [_count_failure(key, retry_after + 1) for key in keys]
         if limit in counts:
             logger.warning(
@@ -121,4 +164,4 @@ def api_key_check(raw: str, *, ip: str) -> ApiKey | None:
                     key.split(":")[1] for key, n in zip(keys, counts, strict=True) if n == limit
                 ),
             )
-    return api_key
+    return found
