@@ -47,6 +47,10 @@ INSTALLED_APPS = [
     "oauthflow",
     "webhooks",  # event webhooks to the integrating product
     "connect_sessions",  # connect links for the integrating product's end users
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by the portal (no CDN)
+    "api",  # the integrating backend's API, /api/v1/
 ]
 
 MIDDLEWARE = [
@@ -230,6 +234,35 @@ if OAUTH_ALLOW_HTTP_LOOPBACK:  # loopback authorize URLs (the sandbox) are http:
         "http://localhost:*",
         "http://127.0.0.1:*",
     ]
+
+# --- The API (/api/v1/; Django REST framework, drf-spectacular) --------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.authentication.HasScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS is a 405: the OpenAPI document describes it
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Connection portal API",
+    "DESCRIPTION": "Connections, tokens and connect sessions for the integrating backend. "
+    "Authenticate with `Authorization: Bearer <key>`: a customer key (cpk_…) reaches its "
+    "own customer's connections with every scope; an environment key (cpe_…) reaches every "
+    'customer within its scopes. Errors are JSON `{"error", "message"}`.',
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge fetched from the public validator: nothing leaves the portal.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+}
 
 # --- Celery -----------------------------------------------------------------------------
 # No broker: tasks run eagerly in-process (one machine, nothing to set up). Production

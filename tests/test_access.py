@@ -90,7 +90,7 @@ def api(client):
 
 def test_api_returns_the_token_to_its_own_customer_only(api):
     client, cv, key = api
-    url = reverse("oauthflow:api_token", args=[cv.pk])
+    url = reverse("api:config_variable_token", args=[cv.pk])
     response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}")
     assert response.status_code == 200
     assert response.json()["access_token"] == "old-access"
@@ -104,7 +104,9 @@ def test_api_returns_the_token_to_its_own_customer_only(api):
 )
 def test_api_without_a_valid_key_is_a_401(api, header):
     client, cv, _ = api
-    response = client.get(reverse("oauthflow:api_token", args=[cv.pk]), HTTP_AUTHORIZATION=header)
+    response = client.get(
+        reverse("api:config_variable_token", args=[cv.pk]), HTTP_AUTHORIZATION=header
+    )
     assert response.status_code == 401
     assert "old-access" not in response.content.decode()
 
@@ -117,7 +119,7 @@ def test_api_keys_are_stored_hashed_and_can_be_revoked(api):
     assert secret not in f"{stored.prefix} {stored.key_hash}"
     stored.revoked = True
     stored.save()
-    url = reverse("oauthflow:api_token", args=[cv.pk])
+    url = reverse("api:config_variable_token", args=[cv.pk])
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 401
 
 
@@ -179,7 +181,7 @@ def test_short_lived_tokens_are_served_without_renewing_on_every_call():
 
 def _report(client, cv, key, **body):
     return client.post(
-        reverse("oauthflow:api_token_rejected", args=[cv.pk]),
+        reverse("api:config_variable_token_rejected", args=[cv.pk]),
         data=body,
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key}",
@@ -200,7 +202,7 @@ def test_a_rejection_report_needs_the_customers_key_and_a_post(api):
     client, cv, key = api
     _, other_key = api_key_create(customer=CustomerFactory(), name="other")
     assert _report(client, cv, other_key, access_token="old-access").status_code == 404
-    url = reverse("oauthflow:api_token_rejected", args=[cv.pk])
+    url = reverse("api:config_variable_token_rejected", args=[cv.pk])
     assert client.get(url, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 405
 
 

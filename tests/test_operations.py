@@ -272,7 +272,7 @@ def test_marking_for_reconnection_leaves_disconnected_connections_alone(admin_cl
 
 def test_the_token_api_answers_other_methods_with_405(client):
     cv = ConfigVariableFactory()
-    assert client.post(reverse("oauthflow:api_token", args=[cv.pk])).status_code == 405
+    assert client.post(reverse("api:config_variable_token", args=[cv.pk])).status_code == 405
 
 
 def test_a_revoked_api_key_cannot_be_revived_in_the_admin(admin_client):

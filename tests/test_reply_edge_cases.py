@@ -150,7 +150,7 @@ def test_a_lapsed_refresh_token_expiry_does_not_renew_every_sweep():
 
 def _report(cv, key):
     return Client().post(
-        reverse("oauthflow:api_token_rejected", args=[cv.pk]),
+        reverse("api:config_variable_token_rejected", args=[cv.pk]),
         data=json.dumps({"access_token": cv.access_token}),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key}",
@@ -232,7 +232,7 @@ def test_a_malformed_fingerprint_is_a_400():
     cv = _connected()
     _, key = api_key_create(customer=cv.customer, name="integration")
     answer = Client().post(
-        reverse("oauthflow:api_token_rejected", args=[cv.pk]),
+        reverse("api:config_variable_token_rejected", args=[cv.pk]),
         data=json.dumps({"fingerprint": "sha256:"}),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key}",

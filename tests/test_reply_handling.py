@@ -547,7 +547,7 @@ def test_a_lower_case_bearer_token_type_is_handed_out_as_bearer(client):
     assert get_access_token(config_variable_id=cv.pk).token_type == "Bearer"
     _, key = api_key_create(customer=cv.customer, name="integration")
     response = client.get(
-        reverse("oauthflow:api_token", args=[cv.pk]), HTTP_AUTHORIZATION=f"Bearer {key}"
+        reverse("api:config_variable_token", args=[cv.pk]), HTTP_AUTHORIZATION=f"Bearer {key}"
     )
     assert response.status_code == 200
     assert response.json()["token_type"] == "Bearer"

@@ -60,7 +60,7 @@ def test_the_refresh_token_lifetime_is_stored_and_shown_in_the_admin(
 
 def _report(token: str, cv: ConfigVariable, key: str) -> tuple[int, dict]:
     reply = Client().post(
-        reverse("oauthflow:api_token_rejected", args=[cv.pk]),
+        reverse("api:config_variable_token_rejected", args=[cv.pk]),
         data={"access_token": token},
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {key}",

@@ -38,7 +38,7 @@ def test_the_generated_list_is_not_empty():
         "connections:detail",
         "connections:status",
         "connections:disconnect",
-        "oauthflow:api_token",
+        "api:connection_token",
     } <= set(PK_URLS)
 
 

@@ -42,7 +42,7 @@ def api():
         refresh_at=timezone.now() + timedelta(minutes=50),
     )
     _, key = api_key_create(customer=cv.customer, name="integration")
-    return reverse("oauthflow:api_token", args=[cv.pk]), key
+    return reverse("api:config_variable_token", args=[cv.pk]), key
 
 
 def _get(client, url, key, ip="203.0.113.7"):
