@@ -1,8 +1,10 @@
 """Tokens on demand: a valid access token for an integration, renewed first if needed.
 
-Renewal runs under the same lease as the sweep's, so a caller that arrives while a
-renewal is in flight waits for its result instead of spending the refresh token again.
-"""
+Renewal runs through the one renewal service under the same lease as the sweep's, so a
+caller that arrives while a renewal is in flight waits for its result instead of
+spending the refresh token again. It waits for the lease holder's signal
+(``oauthflow.renewal_signals``), reading the database again at least every
+``FALLBACK_SECONDS`` in case the signal was lost."""
 
 from __future__ import annotations
 
@@ -19,11 +21,10 @@ from connections.models import ConfigVariable, Status
 from connections.services import config_variable_transition
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
 from oauthflow.outcomes import Key, Outcome
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from oauthflow.renewal_failures import token_still_works
+from oauthflow.renewal_signals import FALLBACK_SECONDS, Listener, renewal_listen
 from oauthflow.tokens import bearer_type
-
-POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,15 @@ def get_access_token(
                 diagnosis=config_variable.diagnosis,
                 retry_after=backoff,
             )
-        renewed = config_variable_renew(
-            config_variable_id=config_variable_id,
-            if_expiring_within=effective_min_valid(config_variable, min_valid_seconds),
-        )
+        with renewal_listen(config_variable_id=config_variable_id) as listener:
+            outcome = config_variables_renew(
+                config_variable_ids=[config_variable_id],
+                if_expiring_within=effective_min_valid(config_variable, min_valid_seconds),
+            )
+            if outcome.leased_elsewhere:  # another worker is renewing: wait for its result
+                _wait(listener, deadline)
+                continue
+        renewed = outcome.row(config_variable_id)
         if renewed is not None and renewed.failure_count == 0 and renewed.access_token:
             return _token(renewed)  # just renewed (or "too early"): as fresh as the app gives
         if renewed is not None and not _usable(renewed, min_valid_seconds):
@@ -155,10 +161,7 @@ def get_access_token(
             raise ProviderUnavailable(
                 f"Renewal failed for now: {renewed.last_error}", diagnosis=renewed.diagnosis
             )
-        if renewed is None:
-            if time.monotonic() > deadline:
-                raise ProviderUnavailable("A renewal in progress did not finish in time.")
-            time.sleep(POLL_SECONDS)  # another worker holds the lease: wait for its result
+        # None: renewed by another worker between our read and our claim; read again.
 
 
 class AccessTokenRejected(ProviderError):
@@ -203,7 +206,14 @@ def report_rejected_token(
                 "renewing again. Check the connection's scopes and the app-side permissions.",
                 diagnosis=Key.ACCESS_TOKEN_REJECTED,
             )
-        renewed = config_variable_renew(config_variable_id=config_variable_id, if_token=current)
+        with renewal_listen(config_variable_id=config_variable_id) as listener:
+            outcome = config_variables_renew(
+                config_variable_ids=[config_variable_id], if_token=current
+            )
+            if outcome.leased_elsewhere:  # another caller's renewal holds the lease
+                _wait(listener, deadline)
+                continue
+        renewed = outcome.row(config_variable_id)
         if renewed is not None:
             # One forced renewal per token: whatever it gave is the token a further
             # report of the same fingerprint may not renew again.
@@ -217,9 +227,16 @@ def report_rejected_token(
                     retry_after=_backoff_left(renewed) or None,
                 )
             return _token(renewed)
-        if time.monotonic() > deadline:
-            raise ProviderUnavailable("A renewal in progress did not finish in time.")
-        time.sleep(POLL_SECONDS)  # another caller's renewal holds the lease
+
+
+def _wait(listener: Listener, deadline: float) -> None:
+    """Wait for the lease holder's signal, at most ``FALLBACK_SECONDS`` (then the
+    caller reads the database again); raises ``ProviderUnavailable`` once ``deadline``
+    (``time.monotonic()``) has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ProviderUnavailable("A renewal in progress did not finish in time.")
+    listener.wait(min(left, FALLBACK_SECONDS))
 
 
 def _record_second_rejection(config_variable: ConfigVariable) -> None:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection as db_connection
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from connections.models import ConfigVariable
+from oauthflow.renewal_signals import renewal_signal
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +74,17 @@ def lease_release_many(
     *, config_variable_ids: Sequence[uuid.UUID | str], lease_token: uuid.UUID
 ) -> int:
     """Give back the leases ``lease_token`` still holds among ``config_variable_ids``;
-    returns how many."""
+    returns how many. Once the release is committed, callers waiting for these rows are
+    woken (``renewal_signals.renewal_signal``): the holder's work on them is written."""
     if not config_variable_ids:
         return 0
-    return ConfigVariable.objects.filter(
+    released = ConfigVariable.objects.filter(
         pk__in=config_variable_ids, lease_token=lease_token
     ).update(lease_token=None, lease_expires_at=None, enqueued_at=None)
+    if released:
+        ids = list(config_variable_ids)
+        transaction.on_commit(lambda: renewal_signal(config_variable_ids=ids))
+    return released
 
 
 def lease_extend_many(
@@ -91,6 +100,46 @@ def lease_extend_many(
     return ConfigVariable.objects.filter(
         pk__in=config_variable_ids, lease_token=lease_token
     ).update(lease_expires_at=timezone.now() + timedelta(seconds=seconds))
+
+
+@dataclass
+class LeaseSet:
+    """One claim on a set of rows (``lease_claim_many``) and which of them it still
+    holds (``held``). ``keep_alive`` extends the leases once a third of
+    ``RENEWAL_LEASE_SECONDS`` has passed since the last extension, on the caller's
+    thread (every query stays there), and re-reads ``held``: a row whose lease lapsed
+    and was taken by another worker meanwhile is no longer ours to spend."""
+
+    token: uuid.UUID
+    ids: list[uuid.UUID | str]
+    held: set[uuid.UUID] = field(default_factory=set)
+    extended_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def claim(cls, *, config_variable_ids: Sequence[uuid.UUID | str]) -> LeaseSet:
+        ids = list(config_variable_ids)
+        return cls(lease_claim_many(config_variable_ids=ids), ids)
+
+    @staticmethod
+    def interval() -> float:
+        """Seconds between extensions: a third of the lease, so two may fail first."""
+        return settings.RENEWAL_LEASE_SECONDS / 3
+
+    def keep_alive(self) -> None:
+        now = time.monotonic()
+        if now - self.extended_at < self.interval():
+            return
+        lease_extend_many(config_variable_ids=self.ids, lease_token=self.token)
+        self.held = set(
+            ConfigVariable.objects.filter(pk__in=self.ids, lease_token=self.token).values_list(
+                "pk", flat=True
+            )
+        )
+        self.extended_at = now
+
+    def release(self) -> int:
+        """Give back every lease of the set still held (waiters are signalled)."""
+        return lease_release_many(config_variable_ids=self.ids, lease_token=self.token)
 
 
 @contextmanager

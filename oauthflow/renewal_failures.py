@@ -9,6 +9,10 @@
   ``Retry-After``), and after ``RENEWAL_FAILING_AFTER`` in a row the status is
   ``failing``;
 * a first client-credentials fetch that fails has nothing to keep alive: ``error``.
+
+The rules only prepare the transition (``PreparedTransition``): the renewal writer
+(``oauthflow.renewal_writer``) writes it with the batch, releasing the row's lease in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from connections.models import ConfigVariable, Status
-from connections.services import config_variable_fail, config_variable_transition
+from connections.services import PreparedTransition, transition_prepare
 from oauthflow.exceptions import ProviderError
 from oauthflow.outcomes import Key, Outcome
 
@@ -36,13 +40,33 @@ def backoff_seconds(*, failures: int, retry_after: float | None = None) -> float
     return max(delay, retry_after or 0)
 
 
-def _record_transient(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
+def _failed(
+    config_variable: ConfigVariable,
+    exc: ProviderError,
+    *,
+    to_status: str,
+    reason: str,
+    fallback_diagnosis: str,
+    **changes: object,
+) -> PreparedTransition:
+    """``to_status`` with the error as ``last_error`` and its diagnosis key."""
+    return transition_prepare(
+        config_variable=config_variable,
+        to_status=to_status,
+        reason=f"{reason}: {exc}",
+        last_error=str(exc),
+        diagnosis=exc.diagnosis or fallback_diagnosis,
+        **changes,
+    )
+
+
+def _transient(config_variable: ConfigVariable, exc: ProviderError) -> PreparedTransition:
     failures = config_variable.failure_count + 1
     delay = backoff_seconds(failures=failures, retry_after=exc.retry_after)
     status = config_variable.status
     if failures >= settings.RENEWAL_FAILING_AFTER:
         status = Status.FAILING
-    return config_variable_transition(
+    return transition_prepare(
         config_variable=config_variable,
         to_status=status,
         reason=f"Renewal failed ({failures} in a row); retrying in {delay:.0f} s: {exc}",
@@ -63,7 +87,7 @@ def token_still_works(config_variable: ConfigVariable) -> bool:
     return expires_at + timedelta(seconds=settings.OAUTH_EXPIRY_MARGIN) > timezone.now()
 
 
-def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
+def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> PreparedTransition:
     """The app refused to renew a token that still works: keep tokens and status,
     try again once the access token has expired, count no failure."""
     now = timezone.now()
@@ -72,7 +96,7 @@ def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVar
     retry_at = max(expires_at, later) if expires_at else later
     if exc.retry_after:
         retry_at = max(retry_at, now + timedelta(seconds=exc.retry_after))
-    return config_variable_transition(
+    return transition_prepare(
         config_variable=config_variable,
         to_status=config_variable.status,
         reason=f"The app said it is too early to renew; the tokens are kept and renewal "
@@ -82,26 +106,28 @@ def _too_early(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVar
     )
 
 
-def renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable:
-    """Record the failed renewal ``exc`` on ``config_variable`` (see the module
-    docstring) and return it."""
+def renewal_failure_prepare(
+    config_variable: ConfigVariable, exc: ProviderError
+) -> PreparedTransition:
+    """What the failed renewal ``exc`` makes of ``config_variable`` (see the module
+    docstring): applied to the instance, returned for the writer to save."""
     first_fetch = config_variable.status not in Status.renewable()
     if first_fetch:
         # A first client-credentials fetch has nothing to keep alive: say what failed.
-        return config_variable_fail(
-            config_variable=config_variable,
+        return _failed(
+            config_variable,
+            exc,
             to_status=Status.ERROR,
             reason="Fetching a client-credentials token failed",
-            error=exc,
             fallback_diagnosis=Key.REJECTED,
             refresh_at=None,
         )
     if exc.outcome is Outcome.GRANT_DEAD:
-        return config_variable_fail(
-            config_variable=config_variable,
+        return _failed(
+            config_variable,
+            exc,
             to_status=Status.REAUTHORIZATION_REQUIRED,
             reason="Renewal refused for good; the customer must reconnect",
-            error=exc,
             fallback_diagnosis=Key.REFRESH_TOKEN_REVOKED,
             refresh_at=None,
         )
@@ -109,4 +135,4 @@ def renewal_failed(config_variable: ConfigVariable, exc: ProviderError) -> Confi
         return _too_early(config_variable, exc)
     # Transient, or a refusal an admin can fix (a changed secret, a wrong URL): keep
     # retrying with backoff rather than making customers reconnect.
-    return _record_transient(config_variable, exc)
+    return _transient(config_variable, exc)

@@ -7,7 +7,6 @@ tokens stay encrypted in the database.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -63,16 +62,23 @@ def exchange_code(self, config_variable_id: str) -> str | None:
 
 @shared_task(name="oauthflow.renew_config_variable")
 def renew_config_variable(config_variable_id: str, force: bool = False) -> str | None:
-    """Renew one ConfigVariable's access token if due (``force``: now)."""
-    result = renewal.config_variable_renew(config_variable_id=config_variable_id, force=force)
-    return result.status if result else None
+    """Renew one ConfigVariable's access token if due (``force``: now: "Renew now", a
+    client-credentials first fetch); returns its status, None when nothing was done."""
+    outcome = renewal.config_variables_renew(config_variable_ids=[config_variable_id], force=force)
+    row = outcome.row(config_variable_id)
+    return row.status if row else None
 
 
 @shared_task(name="oauthflow.renew_config_variables")
 def renew_config_variables(config_variable_ids: list[str]) -> dict[str, int]:
     """Renew the due ConfigVariables among ``config_variable_ids``; returns the counts."""
     outcome = renewal.config_variables_renew(config_variable_ids=config_variable_ids)
-    return dataclasses.asdict(outcome)
+    return {
+        "renewed": outcome.renewed,
+        "failed": outcome.failed,
+        "skipped": outcome.skipped,
+        "deferred": outcome.deferred,
+    }
 
 
 @shared_task(name="oauthflow.sweep_renewals")

@@ -13,7 +13,7 @@ from django.urls import reverse
 from connections.models import ConfigVariable, Status
 from oauthflow import inputs
 from oauthflow.access import get_access_token
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from oauthflow.revocation import config_variable_revoke
 from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory
 
@@ -154,7 +154,7 @@ def test_exchange_renewal_and_revocation_use_the_customers_host(
         "callback": {"realmId": "123146"},
         "reply": {"instance_url": "https://acme.zendesk.com"},
     }
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     assert responses.calls[-1].request.url == "https://acme.zendesk.com/oauth/tokens"
     responses.post("https://acme.zendesk.com/oauth/revoke", status=200)
     cv.refresh_from_db()
@@ -171,7 +171,7 @@ def test_tampered_stored_inputs_are_checked_again_before_a_request(connection):
         access_token="a1",
         customer_inputs={"subdomain": "evil.com#"},
     )
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert len(responses.calls) == 0
     assert cv.diagnosis == "invalid_customer_input"

@@ -19,7 +19,7 @@ from oauthflow import tasks
 from oauthflow.exchange import config_variable_exchange_code
 from oauthflow.lease import lease_claim, lease_release
 from oauthflow.recovery import Recovery, exchanges_recover
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from tests.factories import ConfigVariableFactory, ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,7 +105,7 @@ def test_a_renewal_during_a_reconnect_leaves_its_code_and_verifier_alone(portal_
     verifier = cv.code_verifier
     assert verifier
     responses.post(TOKEN_URL, json={"access_token": "renewed", "expires_in": 3600})
-    config_variable_renew(config_variable_id=cv.pk)  # the customer is at the consent page
+    config_variables_renew(config_variable_ids=[cv.pk])  # the customer is at the consent page
     cv.refresh_from_db()
     assert cv.code_verifier == verifier
     state = parse_qs(urlsplit(location).query)["state"][0]
@@ -225,7 +225,7 @@ def test_a_slow_renewal_keeps_its_short_lease_alive_and_a_dead_one_frees_the_row
 
     with responses.RequestsMock() as mock:
         mock.add_callback(responses.POST, TOKEN_URL, callback=slow)
-        config_variable_renew(config_variable_id=cv.pk)
+        config_variables_renew(config_variable_ids=[cv.pk])
     assert taken == [None]  # the live holder's lease was never free
     db_connection.close()
     # A holder that dies (no heartbeat): its lease frees the row within the lease.

@@ -13,7 +13,7 @@ from django.urls import reverse
 from config.logging_filters import redact_query
 from connections.models import ConfigVariable, GrantType, Status
 from oauthflow import tasks
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,7 @@ def test_renew_now_does_not_revive_a_disconnected_client_credentials_connection(
         connection__grant_type=GrantType.CLIENT_CREDENTIALS,
         connection__app__grant_type=GrantType.CLIENT_CREDENTIALS,
     )
-    assert config_variable_renew(config_variable_id=cv.pk, force=True) is None
+    assert config_variables_renew(config_variable_ids=[cv.pk], force=True).row(cv.pk) is None
     cv.refresh_from_db()
     assert cv.status == Status.DISCONNECTED
     assert len(responses.calls) == 0

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from connections.models import ConfigVariable
 from oauthflow.models import TokenRequest
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from oauthflow.replay import curl_command, postman_collection
 from tests.factories import ConfigVariableFactory, ConnectionFactory
 
@@ -81,7 +81,7 @@ def test_a_connect_and_a_refresh_leave_no_secret_anywhere(
     )
     cv = ConfigVariable.objects.get()
     assert cv.status == "connected"
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert cv.access_token == SECRETS["new access token"]  # decrypts fine…
 
@@ -114,7 +114,7 @@ def test_an_app_echoing_secrets_in_its_error_leaks_nothing_into_status_or_alerts
         TOKEN_URL, status=400, json={"error": "invalid_grant", "error_description": echo}
     )
     with django_capture_on_commit_callbacks(execute=True):
-        config_variable_renew(config_variable_id=cv.pk, force=True)
+        config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert cv.status == "reauthorization_required"
     stored = _raw_rows() + "".join(m.body + m.subject for m in mail.outbox)

@@ -13,7 +13,7 @@ from connections.services import config_variable_store_tokens, renewal_time
 from oauthflow import tasks
 from oauthflow.lease import lease_claim
 from oauthflow.models import TokenRequest
-from oauthflow.renewal import config_variable_renew, renewals_due
+from oauthflow.renewal import config_variables_renew, renewals_due
 from oauthflow.tokens import TokenResponse
 from tests.factories import ConfigVariableFactory
 
@@ -71,7 +71,7 @@ def test_refresh_rotates_the_refresh_token_in_the_same_write():
 def test_refresh_without_a_new_refresh_token_keeps_the_old_one():
     cv = _connected()
     responses.post(TOKEN_URL, json={"access_token": "new-access", "expires_in": 3600})
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert (cv.access_token, cv.refresh_token) == ("new-access", "old-refresh")
 
@@ -80,7 +80,7 @@ def test_refresh_without_a_new_refresh_token_keeps_the_old_one():
 def test_invalid_grant_requires_reauthorization_after_one_request():
     cv = _connected()
     responses.post(TOKEN_URL, status=400, json={"error": "invalid_grant"})
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert cv.status == Status.REAUTHORIZATION_REQUIRED
     assert cv.refresh_at is None
@@ -94,7 +94,7 @@ def test_transient_failures_back_off_then_mark_failing(settings):
     cv = _connected()
     responses.post(TOKEN_URL, status=503, body="busy")
     for expected in (Status.CONNECTED, Status.CONNECTED, Status.FAILING):
-        config_variable_renew(config_variable_id=cv.pk, force=True)
+        config_variables_renew(config_variable_ids=[cv.pk], force=True)
         cv.refresh_from_db()
         assert cv.status == expected
         assert cv.refresh_at > timezone.now()
@@ -107,14 +107,14 @@ def test_a_held_lease_means_no_second_token_request():
     cv = _connected()
     responses.post(TOKEN_URL, json={"access_token": "new", "expires_in": 60})
     lease_claim(config_variable_id=cv.pk)
-    assert config_variable_renew(config_variable_id=cv.pk) is None
+    assert config_variables_renew(config_variable_ids=[cv.pk]).row(cv.pk) is None
     assert len(responses.calls) == 0
 
 
 @responses.activate
 def test_not_due_after_the_claim_means_no_request():
     cv = _connected(refresh_at=timezone.now() + timedelta(minutes=10))
-    assert config_variable_renew(config_variable_id=cv.pk) is None
+    assert config_variables_renew(config_variable_ids=[cv.pk]).row(cv.pk) is None
     assert TokenRequest.objects.count() == 0
 
 
@@ -122,7 +122,7 @@ def test_not_due_after_the_claim_means_no_request():
 def test_client_credentials_connections_fetch_a_new_token():
     cv = _connected(refresh_token=None, connection__grant_type=GrantType.CLIENT_CREDENTIALS)
     responses.post(TOKEN_URL, json={"access_token": "cc-2", "expires_in": 600})
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert cv.access_token == "cc-2"
     assert "grant_type=client_credentials" in responses.calls[0].request.body.decode()
@@ -162,7 +162,7 @@ def test_a_failed_first_client_credentials_fetch_ends_in_error_not_connecting():
         status=Status.EXCHANGING, connection__grant_type=GrantType.CLIENT_CREDENTIALS
     )
     responses.post(TOKEN_URL, status=401, json={"error": "invalid_client"})
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert cv.status == Status.ERROR
     assert "invalid_client" in cv.last_error

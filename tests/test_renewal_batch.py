@@ -15,10 +15,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connections.models import ConfigVariable, Status, StatusTransition
-from oauthflow import renewal, tasks
+from oauthflow import lease as lease_module
+from oauthflow import renewal, renewal_writer, tasks
 from oauthflow.lease import lease_claim
 from oauthflow.models import Outcome, TokenRequest
-from oauthflow.renewal import BatchOutcome, config_variables_renew
+from oauthflow.renewal import RenewalOutcome, config_variables_renew
 from tests.factories import ConfigVariableFactory, ConnectionFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +76,7 @@ def test_a_batch_renews_every_due_row_with_its_own_rotated_token(shared_connecti
 
     outcome = config_variables_renew(config_variable_ids=[str(cv.pk) for cv in rows])
 
-    assert outcome == BatchOutcome(renewed=7)
+    assert outcome == RenewalOutcome(renewed=7)
     assert len(responses.calls) == 7
     for index, cv in enumerate(rows):
         cv.refresh_from_db()
@@ -133,7 +134,7 @@ def test_one_batch_handles_refusals_leases_and_rows_no_longer_due(shared_connect
         config_variable_ids=[cv.pk for cv in (renewed, refused, leased, not_due)]
     )
 
-    assert outcome == BatchOutcome(renewed=1, failed=1, skipped=2)
+    assert outcome == RenewalOutcome(renewed=1, failed=1, skipped=2)
     sent = [
         dict(parse_qsl(call.request.body.decode()))["refresh_token"] for call in responses.calls
     ]
@@ -187,8 +188,8 @@ def test_every_answered_renewal_is_written_when_another_row_crashes(shared_conne
 def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypatch, caplog):
     rows = _due_rows(shared_connection, 3)
     _rotating_provider()
-    monkeypatch.setattr(renewal.time, "sleep", lambda seconds: None)
-    real_save = renewal.transitions_save
+    monkeypatch.setattr(renewal_writer.time, "sleep", lambda seconds: None)
+    real_save = renewal_writer.transitions_save
     failures = []
 
     def save_failing_once(prepared):
@@ -197,9 +198,9 @@ def test_a_failed_write_is_retried_and_logged_loudly(shared_connection, monkeypa
             raise DatabaseError("connection reset")
         return real_save(prepared)
 
-    monkeypatch.setattr(renewal, "transitions_save", save_failing_once)
+    monkeypatch.setattr(renewal_writer, "transitions_save", save_failing_once)
 
-    with caplog.at_level(logging.CRITICAL, logger="oauthflow.renewal"):
+    with caplog.at_level(logging.CRITICAL, logger="oauthflow.renewal_writer"):
         assert config_variables_renew(config_variable_ids=[cv.pk for cv in rows]).renewed == 3
 
     assert [r.message for r in caplog.records] == ["oauthflow.renewal.write_failed"]
@@ -224,7 +225,7 @@ def test_rows_past_the_time_budget_are_deferred_to_the_next_sweep(shared_connect
 
     outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
 
-    assert outcome == BatchOutcome(renewed=1, deferred=2)
+    assert outcome == RenewalOutcome(renewed=1, deferred=2)
     assert len(responses.calls) == 1
     assert sorted(renewal.renewals_due()) == sorted(cv.pk for cv in rows[1:])
 
@@ -243,7 +244,7 @@ def test_one_apps_unstorable_reply_does_not_cost_other_rows_their_tokens(shared_
 
     outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in odd_app_rows + rows])
 
-    assert outcome == BatchOutcome(renewed=5)
+    assert outcome == RenewalOutcome(renewed=5)
     for index, cv in enumerate(rows):
         cv.refresh_from_db()
         assert cv.refresh_token == f"new-refresh-{index}"
@@ -260,14 +261,14 @@ def test_a_lease_taken_over_meanwhile_is_left_to_its_holder(shared_connection, m
     is the only one that works) but leaves the other worker's lease alone."""
     rows = _due_rows(shared_connection, 2)
     _rotating_provider()
-    real_save = renewal.transitions_save
+    real_save = renewal_writer.transitions_save
     other = uuid.uuid4()
 
     def lease_lost_before_the_write(prepared):
         ConfigVariable.objects.filter(pk=rows[0].pk).update(lease_token=other)
         return real_save(prepared)
 
-    monkeypatch.setattr(renewal, "transitions_save", lease_lost_before_the_write)
+    monkeypatch.setattr(renewal_writer, "transitions_save", lease_lost_before_the_write)
     config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
 
     taken, mine = rows
@@ -287,7 +288,7 @@ def test_a_failed_preferred_flavor_update_loses_no_token(shared_connection, monk
     def flavor_remember_failing(**kwargs):
         raise DatabaseError("database is locked")
 
-    monkeypatch.setattr(renewal, "flavor_remember", flavor_remember_failing)
+    monkeypatch.setattr(renewal_writer, "flavor_remember", flavor_remember_failing)
     assert config_variables_renew(config_variable_ids=[cv.pk for cv in rows]).renewed == 2
     for index, cv in enumerate(rows):
         cv.refresh_from_db()
@@ -340,7 +341,7 @@ def test_a_deeply_nested_extra_field_costs_no_row_its_tokens(shared_connection):
 
     outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows + odd_rows])
 
-    assert outcome == BatchOutcome(renewed=4)
+    assert outcome == RenewalOutcome(renewed=4)
     for index, cv in enumerate(rows):
         cv.refresh_from_db()
         assert cv.refresh_token == f"new-refresh-{index}"
@@ -354,13 +355,13 @@ def test_a_deeply_nested_extra_field_costs_no_row_its_tokens(shared_connection):
 def test_leases_are_kept_alive_and_a_row_lost_meanwhile_is_skipped(
     shared_connection, settings, monkeypatch
 ):
-    """A batch slower than half its lease extends it (here while waiting for a slow
+    """A batch slower than a third of its lease extends it (here while waiting for a slow
     chain); a row whose lease another worker took meanwhile gets no token request."""
-    settings.RENEWAL_LEASE_SECONDS = 2  # extended every 1 s
+    settings.RENEWAL_LEASE_SECONDS = 2  # extended every 2/3 s
     settings.RENEWAL_BATCH_THREADS = 1
     rows = _due_rows(shared_connection, 3)
     _rotating_provider()
-    real_chain, real_extend = renewal.run_token_chain, renewal.lease_extend_many
+    real_chain, real_extend = renewal.run_token_chain, lease_module.lease_extend_many
     other = uuid.uuid4()
     extensions = []
 
@@ -376,12 +377,12 @@ def test_leases_are_kept_alive_and_a_row_lost_meanwhile_is_skipped(
         return real_extend(**kwargs)
 
     monkeypatch.setattr(renewal, "run_token_chain", slow_first_chain)
-    monkeypatch.setattr(renewal, "lease_extend_many", extend_after_losing_the_last_row)
+    monkeypatch.setattr(lease_module, "lease_extend_many", extend_after_losing_the_last_row)
 
     outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
 
     assert extensions, "the lease was never extended"
-    assert outcome == BatchOutcome(renewed=2, skipped=1)
+    assert outcome == RenewalOutcome(renewed=2, skipped=1)
     sent = [dict(parse_qsl(c.request.body.decode()))["refresh_token"] for c in responses.calls]
     assert sent == ["old-refresh-0", "old-refresh-1"]
     lost = rows[2]
@@ -396,18 +397,18 @@ def test_a_row_the_write_cannot_take_is_dropped_and_the_others_written(
 ):
     rows = _due_rows(shared_connection, 3)
     _rotating_provider()
-    real_save = renewal.transitions_save
+    real_save = renewal_writer.transitions_save
 
     def save_choking_on_the_middle_row(prepared):
         if any(item.config_variable.pk == rows[1].pk for item in prepared):
             raise RecursionError("maximum recursion depth exceeded")
         return real_save(prepared)
 
-    monkeypatch.setattr(renewal, "transitions_save", save_choking_on_the_middle_row)
-    with caplog.at_level(logging.CRITICAL, logger="oauthflow.renewal"):
+    monkeypatch.setattr(renewal_writer, "transitions_save", save_choking_on_the_middle_row)
+    with caplog.at_level(logging.CRITICAL, logger="oauthflow.renewal_writer"):
         outcome = config_variables_renew(config_variable_ids=[cv.pk for cv in rows])
 
-    assert outcome == BatchOutcome(renewed=2, failed=1)
+    assert outcome == RenewalOutcome(renewed=2, failed=1)
     expected = ["new-refresh-0", "old-refresh-1", "new-refresh-2"]
     for cv, refresh_token in zip(rows, expected, strict=True):
         cv.refresh_from_db()

@@ -16,7 +16,7 @@ from connections.api_keys import api_key_create
 from connections.models import Status
 from oauthflow.models import TokenRequest
 from oauthflow.outcomes import Key, Outcome
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from oauthflow.reply_rules import ReplyFacts, classify_reply
 from oauthflow.sensitive import kept_metadata
 from oauthflow.tokens import error_fields, parse_token
@@ -133,7 +133,7 @@ def test_a_too_early_answer_about_an_expired_token_is_a_failure():
         status=400,
         json={"error": "invalid_grant", "error_description": "token not expired"},
     )
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert cv.failure_count == 1
     assert cv.diagnosis == Key.TOO_EARLY  # still named what the app said
@@ -143,7 +143,7 @@ def test_a_too_early_answer_about_an_expired_token_is_a_failure():
 def test_a_lapsed_refresh_token_expiry_does_not_renew_every_sweep():
     cv = _connected(refresh_token_expires_at=timezone.now() - timedelta(hours=1))
     responses.post(TOKEN_URL, json={"access_token": "new", "expires_in": 3600})
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert cv.refresh_at > timezone.now() + timedelta(minutes=30)
 
@@ -189,7 +189,7 @@ def test_nested_secrets_never_reach_the_token_request_log():
         "webhook": {"id": "1", "token": "DISCORDWEBHOOKSECRET"},
     }
     responses.post(TOKEN_URL, json=reply)
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     logged = json.dumps(
         [r.response_excerpt + r.error + r.message for r in TokenRequest.objects.all()]
     )
@@ -202,7 +202,7 @@ def test_nested_secrets_never_reach_the_token_request_log():
 def test_an_echoed_refresh_token_is_not_stored_in_the_error_column():
     cv = _connected()
     responses.post(TOKEN_URL, status=400, json={"error": "invalid_refresh_token_old-refresh-token"})
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     errors = " ".join(TokenRequest.objects.values_list("error", flat=True))
     assert "old-refresh-token" not in errors
 
@@ -259,7 +259,7 @@ def test_form_replies_and_echoed_credentials_never_reach_the_log():
         "{'access_token': 'xoxp-ECHO-SECRET'} Authorization: Bearer BEARER-SECRET-123",
         content_type="text/plain",
     )
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     logged = json.dumps(
         [r.response_excerpt + r.error + r.message for r in TokenRequest.objects.all()]
     )

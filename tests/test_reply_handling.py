@@ -29,7 +29,7 @@ from oauthflow.access import get_access_token
 from oauthflow.diagnosis import explain
 from oauthflow.exceptions import ProviderUnavailable
 from oauthflow.exchange import config_variable_exchange_code
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from oauthflow.tokens import TokenResponse
 from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory
 
@@ -171,7 +171,7 @@ def test_a_refresh_returning_the_same_tokens_is_a_successful_no_op():
         TOKEN_URL,
         json={"access_token": "old-access", "refresh_token": "old-refresh", "expires_in": 3600},
     )
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert len(responses.calls) == 1
     assert cv.status == Status.CONNECTED
@@ -187,7 +187,7 @@ def test_a_renewal_answered_expires_in_zero_again_is_not_renewed_in_a_loop(setti
     responses.post(
         TOKEN_URL, json={"access_token": "new-access", "refresh_token": "r2", "expires_in": 0}
     )
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert cv.expires_at is None  # "0" on every reply: the app gives no lifetime
     idle = (cv.refresh_at - cv.refreshed_at).total_seconds()
@@ -207,7 +207,7 @@ def test_a_too_early_refusal_keeps_the_tokens_and_serves_them_until_refresh_at()
         status=400,
         json={"error": "invalid_grant", "error_description": "token not expired"},
     )
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     cv.refresh_from_db()
     assert len(responses.calls) == 1
     assert cv.status == Status.CONNECTED
@@ -298,7 +298,7 @@ def test_the_redirect_uri_of_the_authorize_step_is_sent_at_the_token_step(
 def test_extra_token_params_are_sent_on_refresh_too():
     cv = _connected(connection__app__extra_token_params={"audience": "https://api.example.com"})
     responses.post(TOKEN_URL, json={"access_token": "new", "expires_in": 3600})
-    config_variable_renew(config_variable_id=cv.pk)
+    config_variables_renew(config_variable_ids=[cv.pk])
     fields = _body(responses.calls[0].request)
     assert fields["grant_type"] == "refresh_token"
     assert fields["audience"] == "https://api.example.com"
@@ -519,7 +519,7 @@ def test_a_slack_user_install_stores_the_nested_tokens_and_no_secret_metadata(to
             "expires_in": 43200,
         },
     )
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert _body(responses.calls[-1].request)["refresh_token"] == "xoxe-user-refresh"
     assert cv.status == Status.CONNECTED

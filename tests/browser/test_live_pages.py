@@ -1,7 +1,7 @@
 """Pages that stay true while open, and the list's cards on a phone, in a real Chromium.
 
 The connection page is left open while the test renews its token twice
-(``config_variable_renew(force=True)`` against the real sandbox): both renewals, the new
+(``config_variables_renew(force=True)`` against the real sandbox): both renewals, the new
 expiry and the next renewal appear without a reload (a marker set in the page survives).
 """
 
@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from connections.models import ConfigVariable, Connection, Status
 from oauthflow.outcomes import Key
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from tests.browser.conftest import PHONE
 from tests.browser.steps import (
     CONNECTION_NAME,
@@ -67,7 +67,7 @@ def test_a_connection_page_left_open_shows_each_renewal(
 
     for expected in ("Access renewed automatically", re.compile(r"Renewed 2 times since")):
         before = cv.refreshed_at
-        renewed = config_variable_renew(config_variable_id=cv.pk, force=True)
+        renewed = config_variables_renew(config_variable_ids=[cv.pk], force=True).row(cv.pk)
         assert renewed is not None
         assert renewed.status == Status.CONNECTED, renewed.last_error
         assert renewed.refreshed_at > before

@@ -18,7 +18,7 @@ from connections.models import ConfigVariable, GrantType, Status
 from oauthflow.exchange import config_variable_exchange_code
 from oauthflow.models import TokenRequest
 from oauthflow.outcomes import Key, Outcome
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from oauthflow.tokens import bearer_type
 from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory
 
@@ -84,7 +84,7 @@ def _run(row: dict[str, Any]) -> tuple[ConfigVariable, int]:
         if row["grant"] == "exchange":
             config_variable_exchange_code(config_variable_id=cv.pk)
         else:
-            config_variable_renew(config_variable_id=cv.pk, force=True)
+            config_variables_renew(config_variable_ids=[cv.pk], force=True)
         sent = len(mock.calls)
     cv.refresh_from_db()
     return cv, sent

@@ -22,7 +22,7 @@ from connections.models import (
     StatusTransition,
 )
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from tests.e2e.conftest import PORTAL_PASSWORD, PORTAL_USERNAME
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def test_connect_exchanges_the_code_and_renewal_rotates_the_refresh_token(
     assert info["client_id"] == sandbox_server.client_id
 
     old_access, old_refresh = cv.access_token, cv.refresh_token
-    renewed = config_variable_renew(config_variable_id=cv.pk, force=True)
+    renewed = config_variables_renew(config_variable_ids=[cv.pk], force=True).row(cv.pk)
 
     assert renewed is not None
     cv.refresh_from_db()
@@ -225,7 +225,7 @@ def test_which_flavors_the_sandbox_accepts(
         customer=portal_customer, connection=connection, status=Status.EXCHANGING
     )
 
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
 
     cv.refresh_from_db()
     rows = TokenRequest.objects.filter(config_variable=cv).order_by("created_at", "id")

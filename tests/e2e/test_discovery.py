@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from connections.models import App, ConfigVariable, Connection, Customer, Status
 from oauthflow.models import TokenRequest, TokenRequestKind
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from tests.e2e.conftest import PORTAL_PASSWORD, PORTAL_USERNAME
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def test_an_app_from_the_issuer_url_alone_is_checked_connects_and_renews(
     assert cv.status == Status.CONNECTED, cv.last_error
     exchange = TokenRequest.objects.filter(config_variable=cv, kind=TokenRequestKind.EXCHANGE)
     assert exchange.count() == 1  # the discovered first flavor: one request
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert cv.status == Status.CONNECTED, cv.last_error
     assert (

@@ -11,7 +11,7 @@ from connections.models import ConfigVariable, Status
 from oauthflow.chain import run_token_chain
 from oauthflow.exceptions import ProviderError
 from oauthflow.models import TokenRequest
-from oauthflow.renewal import config_variable_renew
+from oauthflow.renewal import config_variables_renew
 from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +106,7 @@ def test_16_kb_tokens_are_stored_and_read_back():
             "scope": "s " * 3000,
         },
     )
-    config_variable_renew(config_variable_id=cv.pk, force=True)
+    config_variables_renew(config_variable_ids=[cv.pk], force=True)
     cv.refresh_from_db()
     assert cv.status == Status.CONNECTED
     assert (cv.access_token, cv.refresh_token) == (big_access, big_refresh)
