@@ -17,7 +17,7 @@ from celery.worker.worker import WorkController
 from django.utils import timezone
 
 from connections.models import ConfigVariable, Status
-from oauthflow import renewal
+from oauthflow import lease, renewal_writer
 from oauthflow.access import get_access_token
 from oauthflow.exceptions import ReauthorizationRequired
 from oauthflow.lease import lease_claim
@@ -78,16 +78,12 @@ def test_a_lease_left_by_a_dead_worker_expires_and_the_next_sweep_renews(
     assert provider.request_count == 1
 
 
-# (path, the write a killed worker never makes, its lease release, the task that runs it)
-KILL_POINTS = {
-    # The sweep's batch: the renewed rows' write and the batch's lease release.
-    "sweep batch": ("transitions_save", "lease_release_many"),
-    # One row ("Renew now", a caller of get_access_token): its write and its release.
-    "single renewal": ("config_variable_store_tokens", "lease_release"),
-}
+# The paths into the one renewal service: the sweep's batch task, and the one-row task
+# ("Renew now", a client-credentials first fetch). Both die in the same write.
+KILL_POINTS = ("sweep batch", "single renewal")
 
 
-@pytest.mark.parametrize("path", list(KILL_POINTS))
+@pytest.mark.parametrize("path", KILL_POINTS)
 def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotation(
     path: str,
     celery_worker: WorkController,
@@ -116,9 +112,8 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
     cv = make_config_variable(expires_in=20, due=True)
     old_access, old_refresh = cv.access_token, cv.refresh_token
 
-    write_name, release_name = KILL_POINTS[path]
-    real_write = getattr(renewal, write_name)
-    real_release = getattr(renewal, release_name)
+    real_write = renewal_writer.transitions_save
+    real_release = lease.lease_release_many
     killed = threading.Event()  # set when the worker "dies" holding the lease
     dead_thread: list[int] = []
 
@@ -138,8 +133,10 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
             return 0  # a killed process runs no finally
         return real_release(**kwargs)
 
-    monkeypatch.setattr(renewal, write_name, write_then_die)
-    monkeypatch.setattr(renewal, release_name, release_unless_dead)
+    monkeypatch.setattr(renewal_writer, "transitions_save", write_then_die)
+    # The writer releases the rows it wrote; the service releases the rest at its end.
+    monkeypatch.setattr(renewal_writer, "lease_release_many", release_unless_dead)
+    monkeypatch.setattr(lease, "lease_release_many", release_unless_dead)
 
     from oauthflow.tasks import renew_config_variable, sweep_renewals
 
@@ -181,13 +178,9 @@ def test_a_worker_killed_between_the_token_reply_and_the_write_loses_the_rotatio
     assert cv.refresh_token == old_refresh, "the rotated refresh token was lost"
     assert provider.is_live(rotated), "...and it is still live at the provider"
     rows = TokenRequest.objects.filter(config_variable=cv).order_by("created_at", "id")
-    # A batch writes its token-request log with its renewals, so the killed worker's
-    # log went with it; the one-row path logs each request as it is answered.
-    lost_log = [] if path == "sweep batch" else [(Outcome.SUCCEEDED, "")]
-    assert [(r.outcome, r.error) for r in rows] == [
-        *lost_log,
-        (Outcome.GRANT_DEAD, "invalid_grant"),
-    ]
+    # The renewal service writes its token-request log with its renewals, so the killed
+    # worker's log went with it.
+    assert [(r.outcome, r.error) for r in rows] == [(Outcome.GRANT_DEAD, "invalid_grant")]
     assert lease_free(cv.pk)
     with pytest.raises(ReauthorizationRequired):
         get_access_token(config_variable_id=cv.pk)
