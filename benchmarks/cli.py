@@ -71,6 +71,26 @@ def _renewal_arguments(parser: argparse.ArgumentParser) -> None:
         "others (default 0: loopback speed). Real providers answer in 100-500 ms.",
     )
     add(
+        "--connections",
+        type=_at_least(0),
+        default=defaults.connections,
+        help="Steady state: this many connections renewed by the real celery beat and "
+        "workers (the most --processes) for --minutes (default 0: no steady state).",
+    )
+    add(
+        "--lifetime",
+        type=_at_least(60),
+        default=defaults.lifetime,
+        help="Steady state: seconds each access token lives (default %(default)s); the "
+        "rows' first expiries are staggered evenly over one renewal period.",
+    )
+    add(
+        "--minutes",
+        type=float,
+        default=defaults.minutes,
+        help="Steady state: minutes measured after beat's first sweep (default %(default)s).",
+    )
+    add(
         "--rows-small",
         type=_at_least(1),
         default=defaults.rows_small,
@@ -129,6 +149,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         rows_large=args.rows_large,
         sweep_due=args.sweep_due,
         timeout=args.timeout,
+        connections=args.connections,
+        lifetime=args.lifetime,
+        minutes=args.minutes,
         worker_log_level=args.worker_log_level,
         renewal=not args.no_renewal,
         sweep=not args.no_sweep,

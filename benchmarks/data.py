@@ -9,7 +9,7 @@ nothing else.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection as db_connection
@@ -102,13 +102,16 @@ def customers_create(count: int, label: str) -> list[int]:
     )
 
 
-def renewal_rows_create(app: App, n: int) -> Connection:
-    """``n`` connected ConfigVariables (one Connection, ``n`` Customers) with distinct
-    refresh tokens, not yet due; ``renewal_rows_reset`` makes them due."""
+def connected_rows_create(
+    app: App, label: str, times: Sequence[tuple[datetime | None, datetime | None]]
+) -> Connection:
+    """One Connection ``label`` with a connected ConfigVariable (and Customer) per item
+    of ``times``, ``(expires_at, refresh_at)`` in UTC (None: set later), each with its
+    own refresh token."""
     connection = Connection.objects.create(
-        app=app, name=f"{BENCH_SLUG} renewal", slug=f"{BENCH_SLUG}-renewal"
+        app=app, name=f"{BENCH_SLUG} {label}", slug=f"{BENCH_SLUG}-{label}"
     )
-    customer_ids = customers_create(n, "renewal")
+    customer_ids = customers_create(len(times), label)
     now = timezone.now()
     ConfigVariable.objects.bulk_create(
         [
@@ -116,19 +119,27 @@ def renewal_rows_create(app: App, n: int) -> Connection:
                 customer_id=customer_id,
                 connection=connection,
                 status=Status.CONNECTED,
-                access_token=f"seed-at-{i}",
-                refresh_token=f"seed-rt-{i}",
+                access_token=f"seed-at-{label}-{i}",
+                refresh_token=f"seed-rt-{label}-{i}",
                 token_type="Bearer",  # noqa: S106 - a token type name
                 scopes_granted="read offline_access",
-                expires_at=now + timedelta(hours=1),
-                refresh_at=now + timedelta(hours=1),
+                expires_at=expires_at,
+                refresh_at=refresh_at,
                 connected_at=now,
             )
-            for i, customer_id in enumerate(customer_ids)
+            for i, (customer_id, (expires_at, refresh_at)) in enumerate(
+                zip(customer_ids, times, strict=True)
+            )
         ],
         batch_size=1000,
     )
     return connection
+
+
+def renewal_rows_create(app: App, n: int) -> Connection:
+    """``n`` connected rows, not yet due; ``renewal_rows_reset`` makes them due."""
+    later = timezone.now() + timedelta(hours=1)
+    return connected_rows_create(app, "renewal", [(later, later)] * n)
 
 
 def renewal_rows_reset(connection: Connection) -> int:

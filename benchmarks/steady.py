@@ -9,9 +9,22 @@ were ever past their ``expires_at``.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from benchmarks.fake_endpoint import EndpointStats
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from benchmarks import BenchRefused
+from benchmarks.data import execute
+from benchmarks.fake_endpoint import EndpointProcess, EndpointStats
+from benchmarks.workers import BeatProcess, WorkerGroup
+from connections.models import ConfigVariable, Connection, Status
+from connections.services import expiry_margin, renewal_time
 
 
 @dataclass(frozen=True)
@@ -55,3 +68,122 @@ def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     rank = max(math.ceil(share * len(ordered)), 1)
     return ordered[rank - 1]
+
+
+STARTUP_SECONDS = 10.0  # beat's start, before its clock for the first sweep runs
+POLL_SECONDS = 1.0
+# A renewal's refreshed_at is set before its batch is written; rows renewed this long
+# before a poll are read again so none is missed.
+REREAD_SECONDS = 30.0
+
+
+class LagTracker:
+    """Follows ``rows`` by polling: a changed ``refreshed_at`` is a renewal, and its lag
+    is the new ``refreshed_at`` less the ``refresh_at`` the row had before. Renewals
+    from ``window_start`` on count. A row is past expiry when it was renewed after its
+    ``expires_at`` or a poll found that time passed."""
+
+    def __init__(self, rows: QuerySet[ConfigVariable], *, window_start: datetime) -> None:
+        self.rows = rows
+        self.window_start = window_start
+        self.known: dict[Any, tuple[datetime | None, datetime | None, datetime | None]] = {
+            pk: (refreshed, refresh_at, expires)
+            for pk, refreshed, refresh_at, expires in rows.values_list(*FIELDS)
+        }
+        self.lags: list[float] = []
+        self.past_expiry: set[Any] = set()
+
+    def poll(self, *, until: datetime | None = None) -> None:
+        """Read the rows renewed lately (up to ``until``) and the rows now expired."""
+        now = timezone.now()
+        recent = self.rows.filter(refreshed_at__gte=now - timedelta(seconds=REREAD_SECONDS))
+        for pk, refreshed, refresh_at, expires in recent.values_list(*FIELDS):
+            before, old_refresh_at, old_expires = self.known[pk]
+            if refreshed == before or (until is not None and refreshed > until):
+                continue
+            self.known[pk] = (refreshed, refresh_at, expires)
+            if refreshed < self.window_start:
+                continue
+            if old_refresh_at is not None:
+                self.lags.append((refreshed - old_refresh_at).total_seconds())
+            if old_expires is not None and refreshed > old_expires:
+                self.past_expiry.add(pk)
+        self.past_expiry.update(self.rows.filter(expires_at__lt=now).values_list("pk", flat=True))
+
+
+FIELDS = ("pk", "refreshed_at", "refresh_at", "expires_at")
+
+
+def stagger(connection: Connection, *, lifetime: int, start: datetime) -> float:
+    """Spread the rows' ``refresh_at`` evenly over one renewal period from ``start``,
+    each ``expires_at`` as far after it as after a real renewal; returns the period
+    (seconds): a token's lifetime less its renewal lead."""
+    issued = timezone.now()
+    period = (renewal_time(issued_at=issued, expires_in=lifetime) - issued).total_seconds()
+    gap = lifetime - expiry_margin(lifetime) - period  # refresh_at to expires_at
+    count = ConfigVariable.objects.filter(connection=connection).count()
+    table = ConfigVariable._meta.db_table
+    execute(
+        f"UPDATE {table} AS cv SET "  # noqa: S608 - the table name comes from the model
+        "refresh_at = %(start)s + s.k * %(step)s * interval '1 second', "
+        "expires_at = %(start)s + (s.k * %(step)s + %(gap)s) * interval '1 second' "
+        f"FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM {table} "
+        "WHERE connection_id = %(connection)s) AS s WHERE cv.id = s.id",
+        {"start": start, "step": period / max(count, 1), "gap": gap, "connection": connection.pk},
+    )
+    return period
+
+
+def _watch(
+    tracker: LagTracker, *, until: datetime, processes: Sequence[WorkerGroup | BeatProcess]
+) -> None:
+    """Poll ``tracker`` every ``POLL_SECONDS`` until ``until``."""
+    while timezone.now() < until:
+        time.sleep(POLL_SECONDS)
+        tracker.poll()
+        if not all(process.alive() for process in processes):
+            raise BenchRefused("A Celery worker or beat died (see the logs in var/bench/).")
+
+
+def steady_run(
+    *,
+    connection: Connection,
+    endpoint: EndpointProcess,
+    lifetime: int,
+    minutes: float,
+    workers: WorkerGroup,
+    beat: BeatProcess,
+    say: Callable[[str], None],
+) -> SteadyResult:
+    """Renew ``connection``'s rows with ``workers`` and ``beat`` (not started) for
+    ``minutes`` after beat's first sweep, and measure the lag of every renewal."""
+    rows = ConfigVariable.objects.filter(connection=connection)
+    with workers, beat:
+        window_start = timezone.now() + timedelta(
+            seconds=settings.RENEWAL_SWEEP_INTERVAL + STARTUP_SECONDS
+        )
+        period = stagger(connection, lifetime=lifetime, start=window_start)
+        tracker = LagTracker(rows, window_start=window_start)
+        say(f"Steady state: rows staggered over {period:.0f} s from beat's first sweep")
+        _watch(tracker, until=window_start, processes=[workers, beat])
+        before = endpoint.stats(reset_peak=True)
+        window_end = window_start + timedelta(minutes=minutes)
+        _watch(tracker, until=window_end, processes=[workers, beat])
+        after = endpoint.stats()
+    tracker.poll(until=window_end)  # the last batches, written as the workers stopped
+    lags = tracker.lags
+    return SteadyResult(
+        connections=len(tracker.known),
+        lifetime=lifetime,
+        processes=workers.processes,
+        pool=workers.pool,
+        seconds=(window_end - window_start).total_seconds(),
+        renewals=len(lags),
+        failed=rows.filter(Q(failure_count__gt=0) | ~Q(status=Status.CONNECTED)).count(),
+        lag_p50=percentile(lags, 0.50),
+        lag_p99=percentile(lags, 0.99),
+        lag_max=max(lags, default=math.nan),
+        past_expiry=len(tracker.past_expiry),
+        endpoint=after.minus(before),
+        renewal_interval=period,
+    )

@@ -33,6 +33,7 @@ from benchmarks.data import (
     BENCH_CLIENT_SECRET,
     bench_app_create,
     bench_cleanup,
+    connected_rows_create,
     execute,
     renewal_rows_create,
 )
@@ -45,7 +46,9 @@ from benchmarks.environment import (
 from benchmarks.fake_endpoint import EndpointProcess, RotatingTokenEndpoint
 from benchmarks.report import BenchReport
 from benchmarks.runs import median_rate, raw_post_rate, renewal_run
+from benchmarks.steady import steady_run
 from benchmarks.sweep import sweep_bench
+from benchmarks.workers import BeatProcess, WorkerGroup
 from connections.models import ConfigVariable
 
 Say = Callable[[str], None]
@@ -57,7 +60,8 @@ UNUSED_TOKEN_URL = "http://127.0.0.1:9/token"  # noqa: S105 - the sweep never re
 class BenchOptions:
     """What to run: ``n`` due rows per renewal run, worker ``processes`` per run, the
     endpoint's ``latency_ms`` before each reply, the sweep table sizes (rows),
-    ``timeout`` per run (seconds)."""
+    ``timeout`` per run (seconds); a steady state of ``connections`` rows whose tokens
+    live ``lifetime`` seconds, measured for ``minutes`` with the most ``processes``."""
 
     n: int = 2000
     processes: tuple[int, ...] = (1, 2)
@@ -69,6 +73,9 @@ class BenchOptions:
     sweep_repeats: int = 15
     timeout: float = 300.0
     worker_log_level: str = "WARNING"
+    connections: int = 0  # steady state: rows renewed by beat and workers (0: no run)
+    lifetime: int = 360  # seconds, the steady state's access tokens
+    minutes: float = 3.0  # the steady state's measured window
     renewal: bool = True
     sweep: bool = True
     migrate: bool = True
@@ -164,6 +171,37 @@ def throughput_bench(report: BenchReport, options: BenchOptions, say: Say) -> No
     ]
 
 
+def steady_bench(report: BenchReport, options: BenchOptions, say: Say) -> None:
+    """The steady state: ``options.connections`` rows renewed by beat and workers."""
+    db_connections.close_all()  # before forking the endpoint
+    with bench_endpoint(lifetime=options.lifetime, latency_ms=options.latency_ms) as endpoint:
+        app = bench_app_create(endpoint.url)
+        say(f"Token endpoint at {endpoint.url}; creating {options.connections} rows")
+        connection = connected_rows_create(app, "steady", [(None, None)] * options.connections)
+        report.steady = steady_run(
+            connection=connection,
+            endpoint=endpoint,
+            lifetime=options.lifetime,
+            minutes=options.minutes,
+            workers=WorkerGroup(
+                processes=max(options.processes),
+                pool=options.pool,
+                log_dir=options.log_dir,
+                log_level=options.worker_log_level,
+            ),
+            beat=BeatProcess(log_dir=options.log_dir, log_level=options.worker_log_level),
+            say=say,
+        )
+    ConfigVariable.objects.filter(connection=connection).delete()
+    report.notes += [
+        f"steady state: beat sweeps every {settings.RENEWAL_SWEEP_INTERVAL:g} s "
+        "(RENEWAL_SWEEP_INTERVAL); the window opens at its first sweep; lag = refreshed_at "
+        "- the refresh_at the row had, read by polling every second",
+        "past expiry = renewed after, or found past, the stored expires_at (the token's "
+        "end less OAUTH_EXPIRY_MARGIN)",
+    ]
+
+
 def bench_run(options: BenchOptions, *, command: str, say: Say = print) -> BenchReport:
     """Run the benchmark and return its report; cleans its rows before and after.
 
@@ -177,6 +215,8 @@ def bench_run(options: BenchOptions, *, command: str, say: Say = print) -> Bench
     try:
         if options.renewal:
             throughput_bench(report, options, say)
+        if options.connections:
+            steady_bench(report, options, say)
         if options.sweep:
             say("Sweep query at scale")
             report.sweeps = sweep_bench(

@@ -66,6 +66,34 @@ def worker_env(*, log_level: str) -> dict[str, str]:
     return env
 
 
+def celery_start(argv: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (a celery command) in a session of its own, output to ``log``."""
+    with log.open("wb") as output:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            argv,
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def celery_stop(popens: Sequence[subprocess.Popen[bytes]], *, timeout: float = 30.0) -> None:
+    """Warm shutdown (SIGTERM), then kill the process group of any still up."""
+    for popen in popens:
+        if popen.poll() is None:
+            popen.terminate()
+    deadline = time.monotonic() + timeout
+    for popen in popens:
+        try:
+            popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait(5)
+
+
 THREADS_PER_WORKER = 8
 
 
@@ -106,18 +134,8 @@ class WorkerGroup:
         env = worker_env(log_level=self.log_level)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name, concurrency in layout:
-            log = (self.log_dir / f"{name.split('@')[0]}.log").open("wb")
-            self.popens.append(
-                subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                    self._argv(name, concurrency),
-                    cwd=settings.BASE_DIR,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-            log.close()
+            log = self.log_dir / f"{name.split('@')[0]}.log"
+            self.popens.append(celery_start(self._argv(name, concurrency), env=env, log=log))
         deadline = time.monotonic() + ready_timeout
         while True:
             answering = ping_workers(timeout=0.5)
@@ -136,20 +154,48 @@ class WorkerGroup:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Warm shutdown (SIGTERM), then kill the process group of any worker still up."""
-        for popen in self.popens:
-            if popen.poll() is None:
-                popen.terminate()
-        deadline = time.monotonic() + timeout
-        for popen in self.popens:
-            try:
-                popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(popen.pid, signal.SIGKILL)
-                popen.wait(5)
+        celery_stop(self.popens, timeout=timeout)
         self.popens = []
 
     def __enter__(self) -> WorkerGroup:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class BeatProcess:
+    """``celery beat`` with the production schedule (``CELERY_BEAT_SCHEDULE``: the sweep
+    every ``RENEWAL_SWEEP_INTERVAL`` seconds), a fresh schedule file in ``log_dir`` so its
+    first sweep comes one interval after it starts, as after a deploy."""
+
+    def __init__(self, *, log_dir: Path, log_level: str = "WARNING") -> None:
+        self.log_dir = log_dir
+        self.log_level = log_level
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BeatProcess:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        schedule = self.log_dir / "bench-celerybeat-schedule"
+        for stale in self.log_dir.glob(f"{schedule.name}*"):
+            stale.unlink()
+        argv = [
+            sys.executable, "-m", "celery", "-A", "config", "beat", "-l", self.log_level,
+            "-s", str(schedule), "--pidfile=",
+        ]  # fmt: skip
+        env = worker_env(log_level=self.log_level)
+        self.popen = celery_start(argv, env=env, log=self.log_dir / "bench-beat.log")
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            celery_stop([self.popen])
+        self.popen = None
+
+    def __enter__(self) -> BeatProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

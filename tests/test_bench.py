@@ -9,12 +9,15 @@ the report, and the refusals.
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import requests
+from django.utils import timezone
 
 from benchmarks import BenchRefused
 from benchmarks.cli import main
@@ -29,8 +32,11 @@ from benchmarks.fake_endpoint import (
 from benchmarks.http_server import HTTPRequest
 from benchmarks.report import BenchReport, format_report
 from benchmarks.runs import RateResult, RenewalRun, median_rate, share_of_ceiling
+from benchmarks.steady import LagTracker, SteadyResult, percentile
 from benchmarks.suite import bench_endpoint, parse_processes
 from benchmarks.sweep import SweepResult
+from connections.models import ConfigVariable, Status
+from tests.factories import ConfigVariableFactory
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -273,3 +279,73 @@ def test_the_ceiling_is_the_median_of_its_samples_and_the_report_lists_them():
     assert ceiling.per_second == 500.0  # not the best (1000/s) nor the worst (250/s)
     report = BenchReport(command="bench", ceiling=ceiling, ceiling_samples=samples)
     assert "the median of 3 samples (500.0, 1000.0, 250.0)" in format_report(report)
+
+
+def _steady(**changes) -> SteadyResult:
+    fields = {
+        "connections": 5000, "lifetime": 360, "processes": 2, "pool": "prefork",
+        "seconds": 180.0, "renewals": 3000, "failed": 0, "lag_p50": 20.0, "lag_p99": 45.0,
+        "lag_max": 58.0, "past_expiry": 0, "endpoint": EndpointStats(3000, 3000, 0, 3000),
+        "renewal_interval": 300.0,
+    }  # fmt: skip
+    return SteadyResult(**{**fields, **changes})
+
+
+def test_report_states_the_steady_state_targets():
+    text = format_report(BenchReport(command="bench", steady=_steady()))
+    assert "Steady state: 5,000 connections, 360 s tokens, 3.0 minutes" in text
+    assert "renewals: 3,000 (16.7/s; a steady load needs about 16.7/s), failed 0" in text
+    assert "p50 20.0 s, p99 45.0 s, max 58.0 s" in text
+    assert "PASS  steady state: p99 renewal lag 45.0 s (target < 60 s)" in text
+    assert "PASS  steady state: 0 connections ever past expiry (target 0)" in text
+
+    late = format_report(BenchReport(command="bench", steady=_steady(lag_p99=75.0, past_expiry=3)))
+    assert "FAIL  steady state: p99 renewal lag 75.0 s (target < 60 s)" in late
+    assert "FAIL  steady state: 3 connections ever past expiry (target 0)" in late
+
+
+def test_a_slow_endpoint_run_is_judged_by_renewals_per_second():
+    report = _report()
+    report.latency_ms, report.ceiling, report.ceiling_samples = 200, None, []
+    text = format_report(report)
+    assert "PASS  200 ms endpoint: 800.0 renewals/s with 2 process(es) (target >= 300" in text
+    assert "of the raw ceiling" not in text  # no ceiling against a slow endpoint
+
+
+def test_percentile_is_the_nearest_rank():
+    values = [float(x) for x in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([7.0], 0.99) == 7.0
+    assert math.isnan(percentile([], 0.5))
+
+
+@pytest.mark.django_db
+def test_the_lag_tracker_measures_each_renewal_against_the_refresh_at_it_replaced():
+    start = timezone.now()
+    rows = [
+        ConfigVariableFactory(
+            status=Status.CONNECTED,
+            refresh_at=start + timedelta(seconds=10),
+            expires_at=start + timedelta(seconds=100),
+        )
+        for _ in range(3)
+    ]
+    on_time, late, untouched = rows
+    tracker = LagTracker(ConfigVariable.objects.all(), window_start=start)
+    ConfigVariable.objects.filter(pk=on_time.pk).update(
+        refreshed_at=start + timedelta(seconds=12), refresh_at=start + timedelta(seconds=400)
+    )
+    ConfigVariable.objects.filter(pk=late.pk).update(
+        refreshed_at=start + timedelta(seconds=105), refresh_at=start + timedelta(seconds=500)
+    )
+    tracker.poll()
+    tracker.poll()  # the same renewals read again count once
+
+    assert sorted(tracker.lags) == [2.0, 95.0]
+    assert tracker.past_expiry == {late.pk}
+    ConfigVariable.objects.filter(pk=untouched.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    tracker.poll()
+    assert tracker.past_expiry == {late.pk, untouched.pk}  # found expired, not renewed
