@@ -123,8 +123,10 @@ def _steady_lines(report: BenchReport) -> list[str]:
         f"  renewal lag (refreshed_at - refresh_at): p50 {steady.lag_p50:.1f} s, "
         f"p99 {steady.lag_p99:.1f} s, max {steady.lag_max:.1f} s",
         f"  token requests per renewal: {steady.requests_per_renewal:.2f}; double spends: "
-        f"{steady.endpoint.double_spends}; connections ever past expires_at: "
-        f"{steady.past_expiry}",
+        f"{steady.endpoint.double_spends}",
+        f"  connections ever past expiry: {steady.past_expiry} (the token ran out); "
+        f"past the stored expires_at (expiry less OAUTH_EXPIRY_MARGIN, when "
+        f"get_access_token renews on demand): {steady.past_expires_at}",
     ]
 
 

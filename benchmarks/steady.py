@@ -42,7 +42,8 @@ class SteadyResult:
     lag_p50: float
     lag_p99: float
     lag_max: float
-    past_expiry: int  # connections whose expires_at passed before their renewal
+    past_expiry: int  # connections whose token had run out (expires_at + margin) unrenewed
+    past_expires_at: int  # ... whose stored expires_at (the end less the margin) passed
     endpoint: EndpointStats
     renewal_interval: float = math.nan  # seconds between a row's renewals (mean)
 
@@ -81,17 +82,22 @@ class LagTracker:
     """Follows ``rows`` by polling: a changed ``refreshed_at`` is a renewal, and its lag
     is the new ``refreshed_at`` less the ``refresh_at`` the row had before. Renewals
     from ``window_start`` on count. A row is past expiry when it was renewed after its
-    ``expires_at`` or a poll found that time passed."""
+    token ran out (``expires_at`` + ``margin`` seconds) or a poll found that time passed;
+    ``past_expires_at`` the same for the stored ``expires_at`` itself."""
 
-    def __init__(self, rows: QuerySet[ConfigVariable], *, window_start: datetime) -> None:
+    def __init__(
+        self, rows: QuerySet[ConfigVariable], *, window_start: datetime, margin: float = 0.0
+    ) -> None:
         self.rows = rows
         self.window_start = window_start
+        self.margin = timedelta(seconds=margin)
         self.known: dict[Any, tuple[datetime | None, datetime | None, datetime | None]] = {
             pk: (refreshed, refresh_at, expires)
             for pk, refreshed, refresh_at, expires in rows.values_list(*FIELDS)
         }
         self.lags: list[float] = []
         self.past_expiry: set[Any] = set()
+        self.past_expires_at: set[Any] = set()
 
     def poll(self, *, until: datetime | None = None) -> None:
         """Read the rows renewed lately (up to ``until``) and the rows now expired."""
@@ -107,8 +113,14 @@ class LagTracker:
             if old_refresh_at is not None:
                 self.lags.append((refreshed - old_refresh_at).total_seconds())
             if old_expires is not None and refreshed > old_expires:
+                self.past_expires_at.add(pk)
+            if old_expires is not None and refreshed > old_expires + self.margin:
                 self.past_expiry.add(pk)
-        self.past_expiry.update(self.rows.filter(expires_at__lt=now).values_list("pk", flat=True))
+        expired = self.rows.filter(expires_at__lt=now).values_list("pk", "expires_at")
+        for pk, expires in expired:
+            self.past_expires_at.add(pk)
+            if expires + self.margin < now:
+                self.past_expiry.add(pk)
 
 
 FIELDS = ("pk", "refreshed_at", "refresh_at", "expires_at")
@@ -163,7 +175,7 @@ def steady_run(
             seconds=settings.RENEWAL_SWEEP_INTERVAL + STARTUP_SECONDS
         )
         period = stagger(connection, lifetime=lifetime, start=window_start)
-        tracker = LagTracker(rows, window_start=window_start)
+        tracker = LagTracker(rows, window_start=window_start, margin=expiry_margin(lifetime))
         say(f"Steady state: rows staggered over {period:.0f} s from beat's first sweep")
         _watch(tracker, until=window_start, processes=[workers, beat])
         before = endpoint.stats(reset_peak=True)
@@ -184,6 +196,7 @@ def steady_run(
         lag_p99=percentile(lags, 0.99),
         lag_max=max(lags, default=math.nan),
         past_expiry=len(tracker.past_expiry),
+        past_expires_at=len(tracker.past_expires_at),
         endpoint=after.minus(before),
         renewal_interval=period,
     )

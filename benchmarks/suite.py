@@ -197,8 +197,8 @@ def steady_bench(report: BenchReport, options: BenchOptions, say: Say) -> None:
         f"steady state: beat sweeps every {settings.RENEWAL_SWEEP_INTERVAL:g} s "
         "(RENEWAL_SWEEP_INTERVAL); the window opens at its first sweep; lag = refreshed_at "
         "- the refresh_at the row had, read by polling every second",
-        "past expiry = renewed after, or found past, the stored expires_at (the token's "
-        "end less OAUTH_EXPIRY_MARGIN)",
+        "past expiry = renewed after, or found past, the token's end (the stored "
+        "expires_at + the expiry margin), polled every second",
     ]
 
 

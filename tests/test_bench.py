@@ -285,8 +285,8 @@ def _steady(**changes) -> SteadyResult:
     fields = {
         "connections": 5000, "lifetime": 360, "processes": 2, "pool": "prefork",
         "seconds": 180.0, "renewals": 3000, "failed": 0, "lag_p50": 20.0, "lag_p99": 45.0,
-        "lag_max": 58.0, "past_expiry": 0, "endpoint": EndpointStats(3000, 3000, 0, 3000),
-        "renewal_interval": 300.0,
+        "lag_max": 58.0, "past_expiry": 0, "past_expires_at": 4,
+        "endpoint": EndpointStats(3000, 3000, 0, 3000), "renewal_interval": 300.0,
     }  # fmt: skip
     return SteadyResult(**{**fields, **changes})
 
@@ -332,20 +332,26 @@ def test_the_lag_tracker_measures_each_renewal_against_the_refresh_at_it_replace
         for _ in range(3)
     ]
     on_time, late, untouched = rows
-    tracker = LagTracker(ConfigVariable.objects.all(), window_start=start)
+    tracker = LagTracker(ConfigVariable.objects.all(), window_start=start, margin=30)
     ConfigVariable.objects.filter(pk=on_time.pk).update(
         refreshed_at=start + timedelta(seconds=12), refresh_at=start + timedelta(seconds=400)
     )
     ConfigVariable.objects.filter(pk=late.pk).update(
-        refreshed_at=start + timedelta(seconds=105), refresh_at=start + timedelta(seconds=500)
+        refreshed_at=start + timedelta(seconds=135), refresh_at=start + timedelta(seconds=500)
     )
     tracker.poll()
     tracker.poll()  # the same renewals read again count once
 
-    assert sorted(tracker.lags) == [2.0, 95.0]
-    assert tracker.past_expiry == {late.pk}
+    assert sorted(tracker.lags) == [2.0, 125.0]
+    assert tracker.past_expiry == {late.pk}  # 35 s past expires_at: 5 s past the token's end
     ConfigVariable.objects.filter(pk=untouched.pk).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
+        expires_at=timezone.now() - timedelta(seconds=10)
     )
     tracker.poll()
-    assert tracker.past_expiry == {late.pk, untouched.pk}  # found expired, not renewed
+    assert tracker.past_expires_at == {late.pk, untouched.pk}
+    assert tracker.past_expiry == {late.pk}  # within the margin: the token still works
+    ConfigVariable.objects.filter(pk=untouched.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=31)
+    )
+    tracker.poll()
+    assert tracker.past_expiry == {late.pk, untouched.pk}  # found run out, not renewed
