@@ -9,6 +9,7 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from connect_sessions.selectors import end_user_for
 from connections.fingerprints import fingerprint
 from connections.models import ConfigVariable, Status
 from oauthflow.access import token_metadata
@@ -112,6 +113,27 @@ class ConnectionSerializer(serializers.ModelSerializer):
             return None
         found = explain(obj.diagnosis, app=obj.connection.app)
         return {"key": obj.diagnosis, "message": found.customer_message}
+
+
+class EndUserRefSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="Your ID for the end user.")
+    email = serializers.CharField()
+    display_name = serializers.CharField()
+
+
+class ConnectionDetailSerializer(ConnectionSerializer):
+    """One connection, with the end user who connected it through a connect session
+    (null when it was connected in the portal). Not in the list: one query per row."""
+
+    end_user = serializers.SerializerMethodField()
+
+    class Meta(ConnectionSerializer.Meta):
+        fields = (*ConnectionSerializer.Meta.fields, "end_user")
+        read_only_fields = fields
+
+    @extend_schema_field(EndUserRefSerializer(allow_null=True))
+    def get_end_user(self, obj: ConfigVariable) -> dict[str, str] | None:
+        return end_user_for(obj)
 
 
 class ConnectionFilterSerializer(serializers.Serializer):

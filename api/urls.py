@@ -4,13 +4,18 @@ portal: Swagger UI from drf-spectacular-sidecar, no CDN)."""
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from api import views
+from api import connect_sessions, views
 
 app_name = "api"
 urlpatterns = [
     path("schema", SpectacularJSONAPIView.as_view(), name="schema"),
     # The split view serves its script from a URL, not inline: the CSP needs no exception.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path(
+        "connect-sessions",
+        connect_sessions.ConnectSessionCreate.as_view(),
+        name="connect_session_create",
+    ),
     path("connections", views.ConnectionList.as_view(), name="connection_list"),
     path("connections/<uuid:pk>", views.ConnectionDetail.as_view(), name="connection_detail"),
     path("connections/<uuid:pk>/token", views.ConnectionToken.as_view(), name="connection_token"),

@@ -31,6 +31,7 @@ from api.schema import error_responses
 from api.serializers import (
     TOKEN_REJECTED_REQUEST,
     AccessTokenSerializer,
+    ConnectionDetailSerializer,
     ConnectionFilterSerializer,
     ConnectionSerializer,
     TokenRejectedSerializer,
@@ -131,13 +132,14 @@ class ConnectionDetail(MethodFirst, APIView):
     @extend_schema(
         operation_id="connections_retrieve",
         summary="Get a connection",
-        description="Status, scopes, expiry, customer inputs, reply metadata and the last "
-        "diagnosis; never a token, code or secret. Scope: connections:read.",
+        description="Status, scopes, expiry, customer inputs, reply metadata, the last "
+        "diagnosis and the end user who connected it; never a token, code or secret. "
+        "Scope: connections:read.",
         parameters=[ID],
-        responses={200: ConnectionSerializer, **error_responses(403, 404)},
+        responses={200: ConnectionDetailSerializer, **error_responses(403, 404)},
     )
     def get(self, request: Request, pk: uuid.UUID) -> Response:
-        return Response(ConnectionSerializer(self._get(request, pk)).data)
+        return Response(ConnectionDetailSerializer(self._get(request, pk)).data)
 
     @extend_schema(
         operation_id="connections_destroy",

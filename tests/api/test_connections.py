@@ -3,11 +3,15 @@ other customers' connections and bad queries."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import responses
 from django.urls import reverse
+from django.utils import timezone
 
 from api.models import Scope
+from connect_sessions.models import ConnectSession
 from connections.models import ConfigVariable, Status
 from tests.api.conftest import connected, env_client_with
 from tests.factories import CustomerFactory
@@ -166,3 +170,25 @@ def test_an_unknown_connection_is_a_404(env_client):
     response = env_client.get(_detail("00000000-0000-4000-8000-000000000000"))
     assert response.status_code == 404
     assert response.json()["message"] == "No such connection for this API key."
+
+
+def test_one_connection_names_the_end_user_who_connected_it(env_client, ours):
+    response = env_client.get(_detail(ours.pk))
+    assert response.json()["end_user"] is None  # connected in the portal
+    ConnectSession.objects.create(
+        token_hash="0" * 64,
+        customer=ours.customer,
+        end_user_id="u-7",
+        end_user_email="ada@example.com",
+        end_user_display_name="Ada",
+        return_url="https://app.example.com/done",
+        expires_at=timezone.now() + timedelta(minutes=30),
+        config_variable=ours,
+        outcome="connected",
+    )
+    response = env_client.get(_detail(ours.pk))
+    assert response.json()["end_user"] == {
+        "id": "u-7",
+        "email": "ada@example.com",
+        "display_name": "Ada",
+    }

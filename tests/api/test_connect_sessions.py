@@ -1,0 +1,134 @@
+"""POST /api/v1/connect-sessions: both kinds of key, the customer they act for, the
+service's refusals as 400s naming the field, and the link the answer gives."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from api.models import Scope
+from connect_sessions.models import ConnectSession, ReturnUrlAllowed
+from connect_sessions.services import token_hash
+from connections.models import Customer
+from tests.api.conftest import env_client_with
+from tests.factories import ConnectionFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "api:connect_session_create"
+RETURN_URL = "https://app.example.com/integrations/done"
+
+
+@pytest.fixture(autouse=True)
+def allowed():
+    ReturnUrlAllowed.objects.create(url="https://app.example.com/integrations")
+
+
+@pytest.fixture
+def widgets():
+    return ConnectionFactory(slug="widgets")
+
+
+def _body(**changes):
+    body = {
+        "end_user": {"id": "u-7", "email": "ada@example.com", "display_name": "Ada"},
+        "customer": {"external_id": "acme-1", "name": "Acme"},
+        "connections": ["widgets"],
+        "return_url": RETURN_URL,
+        **changes,
+    }
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def _post(client, body):
+    return client.post(reverse(URL), body, content_type="application/json")
+
+
+def test_an_environment_key_creates_a_session_and_its_customer(env_client, widgets):
+    response = _post(env_client, _body(customer={"external_id": "new-9", "name": "Newco"}))
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert set(body) == {"token", "connect_link", "expires_at"}
+    assert body["token"].startswith("cst_")
+    assert body["connect_link"].startswith("http://testserver/connect/")
+    assert response["Cache-Control"] == "no-store"
+    session = ConnectSession.objects.get()
+    assert session.token_hash == token_hash(body["token"])  # only the hash is kept
+    assert session.customer == Customer.objects.get(external_id="new-9", name="Newco")
+    assert session.end_user == {"id": "u-7", "email": "ada@example.com", "display_name": "Ada"}
+    assert session.mode == "redirect"
+    assert [c.slug for c in session.connections.all()] == ["widgets"]
+
+
+def test_a_customer_key_creates_a_session_for_its_own_customer(customer_client, ours, widgets):
+    response = _post(customer_client, _body(customer=None, mode="popup"))
+    assert response.status_code == 201, response.json()
+    session = ConnectSession.objects.get()
+    assert session.customer == ours.customer
+    assert session.mode == "popup"
+    # Naming its own customer is fine too.
+    assert _post(customer_client, _body()).status_code == 201
+
+
+def test_a_customer_key_naming_another_customer_is_a_403(customer_client, theirs, widgets):
+    response = _post(customer_client, _body(customer={"external_id": "globex-1"}))
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert "own customer" in response.json()["message"]
+    assert not ConnectSession.objects.exists()
+
+
+def test_an_environment_key_must_name_the_customer(env_client, widgets):
+    response = _post(env_client, _body(customer=None))
+    assert response.status_code == 400
+    assert response.json()["field"] == "customer"
+
+
+def test_the_scope_is_needed(widgets):
+    client = env_client_with(Scope.CONNECTIONS_READ, Scope.TOKENS_READ)
+    response = _post(client, _body())
+    assert response.status_code == 403
+    assert response.json()["scope"] == "connect_sessions:write"
+    assert not ConnectSession.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"return_url": "https://evil.example.net/done"}, "return_url"),
+        ({"connections": ["no-such-connection"]}, "connections"),
+        ({"connections": []}, "connections"),
+        ({"end_user": {"email": "x@example.com"}}, "end_user.id"),
+        ({"end_user": {"id": "u-7", "email": "not an email"}}, "end_user.email"),
+        ({"mode": "iframe"}, "mode"),
+        ({"config_variable_id": "not-a-uuid"}, "config_variable_id"),
+        ({"config_variable_id": "00000000-0000-4000-8000-000000000000"}, "config_variable_id"),
+    ],
+)
+def test_a_bad_body_is_a_400_naming_the_field_and_writes_nothing(
+    env_client, widgets, changes, field
+):
+    response = _post(env_client, _body(customer={"external_id": "fresh-1"}, **changes))
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert body["field"] == field
+    assert body["message"]
+    assert not ConnectSession.objects.exists()
+    assert not Customer.objects.filter(external_id="fresh-1").exists()
+
+
+def test_another_customers_connection_cannot_be_reconnected(env_client, theirs):
+    """An environment key acting for acme cannot put globex's connection in acme's
+    session: the service answers as if it did not exist."""
+    body = _body(connections=[theirs.connection.slug], config_variable_id=str(theirs.pk))
+    response = _post(env_client, body)
+    assert response.status_code == 400
+    assert response.json()["field"] == "config_variable_id"
+
+
+def test_the_link_opens_the_connect_page(env_client, widgets, client):
+    link = _post(env_client, _body()).json()["connect_link"]
+    page = client.get(link.removeprefix("http://testserver"), follow=True)
+    assert page.status_code == 200
+    assert ConnectSession.objects.get().opened_at is not None
