@@ -42,6 +42,14 @@ class ApiPrincipal:
         return rows if self.customer is None else rows.filter(customer=self.customer)
 
 
+def principal_of(request: Request) -> ApiPrincipal:
+    """The caller of a request that passed ``HasScope`` (which refuses anyone else)."""
+    principal = request.user
+    if not isinstance(principal, ApiPrincipal):
+        raise exceptions.NotAuthenticated()
+    return principal
+
+
 def principal_for_key(raw: str) -> ApiPrincipal | None:
     """The caller a raw key stands for, or None (malformed, unknown, revoked)."""
     if raw.startswith(ENVIRONMENT_PREFIX):

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.authentication import ApiPrincipal
+from api.authentication import principal_of
 from api.errors import ApiError
 from api.models import Scope
 from api.schema import ErrorSerializer, error_responses
@@ -99,8 +99,7 @@ class ConnectSessionCreate(MethodFirst, APIView):
         body = ConnectSessionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        principal = request.user
-        assert isinstance(principal, ApiPrincipal)  # noqa: S101  HasScope let it through
+        principal = principal_of(request)
         customer = data.get("customer")
         try:
             issued = connect_session_issue(

@@ -24,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.authentication import ApiPrincipal
+from api.authentication import principal_of
 from api.errors import ApiError
 from api.models import Scope
 from api.schema import error_responses
@@ -52,12 +52,6 @@ def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     return JsonResponse(
         {"error": "not_found", "message": "No such API URL; see /api/v1/docs."}, status=404
     )
-
-
-def _principal(request: Request) -> ApiPrincipal:
-    principal = request.user
-    assert isinstance(principal, ApiPrincipal)  # noqa: S101  HasScope let it through
-    return principal
 
 
 class MethodFirst:
@@ -111,7 +105,7 @@ class ConnectionList(MethodFirst, generics.ListAPIView):
         query = ConnectionFilterSerializer(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
         filters = query.validated_data
-        rows = _principal(self.request).config_variables()
+        rows = principal_of(self.request).config_variables()
         if "customer_external_id" in filters:
             rows = rows.filter(customer__external_id=filters["customer_external_id"])
         if "app" in filters:
@@ -127,7 +121,7 @@ class ConnectionDetail(MethodFirst, APIView):
     required_scopes = {"GET": Scope.CONNECTIONS_READ, "DELETE": Scope.CONNECTIONS_WRITE}
 
     def _get(self, request: Request, pk: uuid.UUID) -> ConfigVariable:
-        return get_object_or_404(_principal(request).config_variables(), pk=pk)
+        return get_object_or_404(principal_of(request).config_variables(), pk=pk)
 
     @extend_schema(
         operation_id="connections_retrieve",
@@ -153,7 +147,7 @@ class ConnectionDetail(MethodFirst, APIView):
     def delete(self, request: Request, pk: uuid.UUID) -> Response:
         config_variable_disconnect_revoking(
             config_variable=self._get(request, pk),
-            reason=f"Disconnected through the API by the key {_principal(request).key}.",
+            reason=f"Disconnected through the API by the key {principal_of(request).key}.",
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -190,7 +184,7 @@ class _TokenView(MethodFirst, APIView):
     required_scopes = {"GET": Scope.TOKENS_READ, "POST": Scope.TOKENS_READ}
 
     def _check(self, request: Request, pk: uuid.UUID) -> None:
-        if not _principal(request).config_variables().filter(pk=pk).exists():
+        if not principal_of(request).config_variables().filter(pk=pk).exists():
             raise NotFound()
 
 

@@ -54,6 +54,10 @@ def test_the_list_shows_prefix_scopes_and_revoked(admin_client):
     html = admin_client.get(reverse("admin:api_environmentkey_changelist")).content.decode()
     assert key.prefix in html
     assert "tokens:read" in html
+    found = admin_client.get(reverse("admin:api_environmentkey_changelist"), {"q": "back"})
+    assert key.prefix in found.content.decode()
+    missed = admin_client.get(reverse("admin:api_environmentkey_changelist"), {"q": "zzz"})
+    assert key.prefix not in missed.content.decode()
 
 
 def test_revoking_is_for_good(admin_client):
