@@ -214,7 +214,7 @@ CONNECT_SESSION_SECONDS = env.int("CONNECT_SESSION_SECONDS", default=1800)
 # --- Content-Security-Policy ------------------------------------------------------------
 # django-csp, on every page: inline scripts need the request's
 # nonce ({{ CSP_NONCE }}); inline styles stay allowed (the admin uses them).
-CONTENT_SECURITY_POLICY = {
+CONTENT_SECURITY_POLICY: dict[str, dict[str, list[object]]] = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],

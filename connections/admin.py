@@ -108,10 +108,11 @@ class ExpiresWithinFilter(admin.SimpleListFilter):
         return [("expired", "Expired"), ("5m", "5 minutes"), ("1h", "1 hour"), ("24h", "24 hours")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() not in self.WINDOWS:
+        value = self.value()
+        if value is None or value not in self.WINDOWS:
             return queryset
         now = timezone.now()
-        seconds = self.WINDOWS[self.value()]
+        seconds = self.WINDOWS[value]
         limit = now if seconds is None else now + timedelta(seconds=seconds)
         return queryset.filter(expires_at__lt=limit)
 
@@ -130,9 +131,10 @@ class FailingSinceFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() not in self.WINDOWS:
+        value = self.value()
+        if value is None or value not in self.WINDOWS:
             return queryset
-        since = timezone.now() - timedelta(seconds=self.WINDOWS[self.value()])
+        since = timezone.now() - timedelta(seconds=self.WINDOWS[value])
         return queryset.filter(failing_since__lte=since)
 
 

@@ -59,7 +59,7 @@ def utc_column(field: str, description: str) -> Callable[[Any, Model], SafeStrin
     return display
 
 
-class ReadOnlyChangeFormMixin:
+class ReadOnlyChangeFormMixin(admin.ModelAdmin):
     """For change pages where every field is read-only: no Save buttons, no form to post.
 
     Change permission still governs the list's actions (renew, disconnect); only the

@@ -64,7 +64,11 @@ def alert_raise(*, key: str, subject: str, body: str) -> bool:
             )
             return False
         cooldown = timedelta(seconds=settings.ALERT_COOLDOWN_SECONDS)
-        flapping = incident is not None and incident.resolved_at > now - cooldown
+        flapping = (
+            incident is not None
+            and incident.resolved_at is not None
+            and incident.resolved_at > now - cooldown
+        )
         if incident is None:
             incident = AlertIncident.objects.create(key=key, subject=subject[:300])
         else:

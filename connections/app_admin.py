@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -115,7 +117,7 @@ class AppAdmin(admin.ModelAdmin):
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: App | None = None) -> tuple:
-        fieldsets = self.fieldsets
+        fieldsets: tuple[tuple[str | None, Mapping[str, Any]], ...] = tuple(self.fieldsets)
         if obj is not None and obj.grant_type == GrantType.CLIENT_CREDENTIALS:
             fieldsets = tuple(
                 (

@@ -114,9 +114,10 @@ __all__ = [
     "config_parse",
 ]
 
-CREATED = "created"
-UPDATED = "updated"
-UNCHANGED = "unchanged"
+Action = Literal["created", "updated", "unchanged"]
+CREATED: Action = "created"
+UPDATED: Action = "updated"
+UNCHANGED: Action = "unchanged"
 
 
 # --- Reports ----------------------------------------------------------------------------
@@ -128,7 +129,7 @@ class ObjectResult:
 
     kind: Literal["app", "connection"]
     slug: str
-    action: Literal["created", "updated", "unchanged"]
+    action: Action
     changed: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -182,7 +183,7 @@ def _assign(instance: models.Model, values: Mapping[str, Any]) -> list[str]:
 def _validation_messages(label: str, exc: ValidationError) -> list[str]:
     if not hasattr(exc, "error_dict"):
         return [f"{label}: {message}" for message in exc.messages]
-    messages = []
+    messages: list[str] = []
     for name, field_errors in exc.message_dict.items():
         prefix = label if name == "__all__" else f"{label}: {name}"
         messages.extend(f"{prefix}: {message}" for message in field_errors)
@@ -202,7 +203,7 @@ def _save(
     obj: App | Connection,
     spec: AppSpec | ConnectionSpec,
     *,
-    kind: str,
+    kind: Literal["app", "connection"],
     created: bool,
     report: ImportReport,
     errors: list[str],
@@ -217,7 +218,7 @@ def _save(
         return False
     if created or changed:
         obj.save()
-    action = CREATED if created else (UPDATED if changed else UNCHANGED)
+    action: Action = CREATED if created else (UPDATED if changed else UNCHANGED)
     report.results.append(ObjectResult(kind, spec.slug, action, [] if created else changed))
     return True
 

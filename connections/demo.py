@@ -7,11 +7,15 @@ points the Apps at the given sandbox URL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from connections.models import App, Connection, Customer, CustomerUser, GrantType
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User  # AUTH_USER_MODEL
 
 # The sandbox's fixed, public demo clients (sandbox/provisioning.py registers them there;
 # the two run in separate processes, so they share these values, not code).
@@ -31,7 +35,7 @@ class DemoLogins:
     sandbox_user: tuple[str, str]
 
 
-def _user(username: str, password: str, *, staff: bool) -> object:
+def _user(username: str, password: str, *, staff: bool) -> User:
     user_model = get_user_model()
     user, _ = user_model.objects.get_or_create(username=username)
     user.is_staff = user.is_superuser = staff

@@ -7,15 +7,25 @@ to an app as a client secret and blaming the app. This field fails loudly instea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import InvalidToken
+from cryptography.fernet import InvalidToken, MultiFernet
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from encrypted_fields.fields import EncryptedTextField
 
+if TYPE_CHECKING:  # the library is untyped: mypy checks the TextField it is (str values)
+    _EncryptedText = models.TextField
+else:
+    _EncryptedText = EncryptedTextField
 
-class SecretField(EncryptedTextField):
+
+class SecretField(_EncryptedText):
     """Text encrypted with ``FIELD_ENCRYPTION_KEYS`` (Fernet); never readable without."""
+
+    if TYPE_CHECKING:  # set by the library from the keys, newest first
+        keys: list[bytes]
+        f: MultiFernet
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if value is None:
@@ -27,3 +37,12 @@ class SecretField(EncryptedTextField):
                 f"{self.model._meta.label}.{self.name}: no key in FIELD_ENCRYPTION_KEYS "
                 "decrypts a stored value (was a key removed before rotate_encryption_key?)."
             ) from exc
+
+
+def column_of(field: models.Field) -> str:
+    """The database column of a concrete field, for hand-written SQL. Raises
+    ``ValueError`` for a field without one (a reverse relation), which is why the stubs
+    type ``Field.column`` as optional."""
+    if field.column is None:
+        raise ValueError(f"{field!r} has no database column")
+    return field.column

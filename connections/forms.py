@@ -83,7 +83,8 @@ class AppForm(forms.ModelForm):
         return secret
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for name in ("client_id", "client_secret"):
             value = cleaned.get(name) or ""
             if value and not value.strip():

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.apps import apps
 from django.db import connection, models
-from encrypted_fields.fields import EncryptedFieldMixin
+
+from connections.fields import SecretField, column_of
 
 
 @dataclass
@@ -29,11 +30,11 @@ class RotationReport:
     unreadable: list[str] = field(default_factory=list)
 
 
-def encrypted_columns() -> Iterator[tuple[type[models.Model], models.Field]]:
-    """Every (model, field) stored encrypted, across installed apps."""
+def encrypted_columns() -> Iterator[tuple[type[models.Model], SecretField]]:
+    """Every (model, field) stored encrypted (a ``SecretField``), across installed apps."""
     for model in apps.get_models():
         for model_field in model._meta.concrete_fields:
-            if isinstance(model_field, EncryptedFieldMixin):
+            if isinstance(model_field, SecretField):
                 yield model, model_field
 
 
@@ -44,7 +45,7 @@ def reset_key_cache() -> None:
         model_field.__dict__.pop("f", None)
 
 
-def _fernets(model_field: models.Field) -> tuple[Fernet, MultiFernet]:
+def _fernets(model_field: SecretField) -> tuple[Fernet, MultiFernet]:
     fernets = [Fernet(key) for key in model_field.keys]
     return fernets[0], MultiFernet(fernets)
 
@@ -57,8 +58,8 @@ def encryption_rotate(
     quote = connection.ops.quote_name
     for model, model_field in encrypted_columns():
         newest, every_key = _fernets(model_field)
-        table, column = quote(model._meta.db_table), quote(model_field.column)
-        pk = quote(model._meta.pk.column)
+        table, column = quote(model._meta.db_table), quote(column_of(model_field))
+        pk = quote(column_of(model._meta.pk))
         last = None
         while True:
             after = f"AND {pk} > %s " if last is not None else ""

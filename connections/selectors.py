@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Max, Min, Q, QuerySet
@@ -97,7 +98,11 @@ def customer_reason(config_variable: ConfigVariable | None) -> str:
 
 def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
     """How ``config_variable`` is shown in the portal (None: never connected)."""
-    status = config_variable.status if config_variable else Status.PENDING
+    if config_variable is None:
+        return CustomerView(
+            CustomerState.NOT_CONNECTED, "none", "", "Connect", can_disconnect=False
+        )
+    status = config_variable.status
     reason = customer_reason(config_variable)
     if status == Status.EXCHANGING:
         return CustomerView(CustomerState.CONNECTING, "busy", "", "", can_disconnect=False)
@@ -134,7 +139,7 @@ def customer_view(config_variable: ConfigVariable | None) -> CustomerView:
     return CustomerView(CustomerState.NOT_CONNECTED, "none", "", "Connect", can_disconnect=False)
 
 
-HISTORY_WORDS = {
+HISTORY_WORDS: dict[str, str] = {
     Status.PENDING: "Not connected",
     Status.AUTHORIZING: "Sent to the app to allow access",
     Status.EXCHANGING: "Access allowed; connecting",
@@ -153,11 +158,11 @@ _RENEWAL = Q(from_status=Status.CONNECTED, to_status=Status.CONNECTED) & ~Q(
 )
 
 
-def _older_than(row: dict) -> Q:
+def _older_than(row: Mapping[str, Any]) -> Q:
     return Q(created_at__lt=row["created_at"]) | Q(created_at=row["created_at"], id__lt=row["id"])
 
 
-def _newer_than(row: dict) -> Q:
+def _newer_than(row: Mapping[str, Any]) -> Q:
     return Q(created_at__gt=row["created_at"]) | Q(created_at=row["created_at"], id__gt=row["id"])
 
 
@@ -186,7 +191,7 @@ def customer_history(
         transitions.exclude(_RENEWAL).values("id", "created_at", "from_status", "to_status")[:limit]
     )
     history: list[tuple] = []
-    newer: dict | None = None
+    newer: Mapping[str, Any] | None = None
     for event in [*events, None]:
         if event is None and len(events) == limit:
             break  # the renewals before the oldest shown event are past the limit

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +17,7 @@ from django.db import connection as db_connection
 from django.db import transaction
 from django.utils import timezone
 
+from connections.fields import column_of
 from connections.models import (
     ConfigVariable,
     Connection,
@@ -43,7 +44,7 @@ def config_variable_get_or_create(*, customer: Customer, connection: Connection)
 
 
 def config_variable_set_inputs(
-    *, config_variable: ConfigVariable, values: dict[str, object]
+    *, config_variable: ConfigVariable, values: Mapping[str, object]
 ) -> ConfigVariable:
     """Check the customer's inputs against the App (``oauthflow.inputs.validate``) and
     keep them on the ConfigVariable; renewals use the same values. Raises
@@ -134,20 +135,22 @@ def _update_rows(prepared: Sequence[PreparedTransition]) -> None:
     ``save()``; Django's ``bulk_update`` would build a CASE WHEN per row and column,
     which costs more than the renewals it writes."""
     meta = ConfigVariable._meta
+    concrete = {field.name: field for field in meta.concrete_fields}
+    pk = concrete[meta.pk.name]
     quote = db_connection.ops.quote_name
     groups: dict[tuple[str, ...], list[ConfigVariable]] = defaultdict(list)
     for item in prepared:
         groups[tuple(sorted(set(item.fields)))].append(item.config_variable)
     for names, rows in groups.items():
-        fields = [meta.get_field(name) for name in names]
-        assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        fields = [concrete[name] for name in names]
+        assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
         sql = (
             f"UPDATE {quote(meta.db_table)} SET {assignments} "  # noqa: S608 - names from _meta
-            f"WHERE {quote(meta.pk.column)} = %s"
+            f"WHERE {quote(column_of(pk))} = %s"
         )
         params = [
             [field.get_db_prep_save(field.pre_save(row, False), db_connection) for field in fields]
-            + [meta.pk.get_db_prep_value(row.pk, db_connection)]
+            + [pk.get_db_prep_value(row.pk, db_connection)]
             for row in rows
         ]
         with db_connection.cursor() as cursor:

@@ -19,7 +19,7 @@ from django.conf import settings
 from connections.models import OFFLINE_SCOPE, App, OfflineStrategy
 from oauthflow import inputs
 
-OFFLINE_PARAMS = {
+OFFLINE_PARAMS: dict[str, tuple[str, str]] = {
     OfflineStrategy.ACCESS_TYPE_OFFLINE: ("access_type", "offline"),
     OfflineStrategy.DURATION_PERMANENT: ("duration", "permanent"),
     OfflineStrategy.TOKEN_ACCESS_TYPE_OFFLINE: ("token_access_type", "offline"),

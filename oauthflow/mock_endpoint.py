@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TextIO
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 from oauthflow.flavors import (
@@ -41,6 +41,14 @@ from oauthflow.flavors import (
     BodyFormat,
     CredentialPlacement,
 )
+
+
+class Output(Protocol):
+    """Where the server prints what it received: a stream, or a command's stdout."""
+
+    def write(self, text: str, /) -> object: ...
+    def flush(self) -> object: ...
+
 
 # The guide's sample token reply (the smock's body), sent for 2xx statuses by default.
 SAMPLE_TOKEN_REPLY = {
@@ -242,7 +250,7 @@ class MockTokenServer(ThreadingHTTPServer):
         address: tuple[str, int],
         *,
         reply: MockReply,
-        out: TextIO,
+        out: Output,
         max_requests: int | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -259,7 +267,8 @@ class MockTokenServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The base URL clients use, e.g. ``http://127.0.0.1:8080``."""
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
 
     def request_number(self) -> int:
@@ -384,7 +393,7 @@ class MockTokenHandler(BaseHTTPRequestHandler):
 def build_server(
     *,
     reply: MockReply,
-    out: TextIO,
+    out: Output,
     host: str = DEFAULT_HOST,
     port: int = 0,
     max_requests: int | None = None,

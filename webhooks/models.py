@@ -62,6 +62,9 @@ class WebhookEndpoint(models.Model):
     secret = SecretField(editable=False)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by the admin on the instance it just created, for the one page that shows the
+    # secret.
+    _created_secret: str
 
     class Meta:
         ordering = ["name"]

@@ -24,13 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from connections.demo import demo_seed
+from connections.demo import DemoLogins, demo_seed
 
 STOP_GRACE_SECONDS = 10
 CHILDREN = ("sandbox", "worker", "beat", "portal")
@@ -110,7 +110,7 @@ def demo_keep_line(line: str, *, verbose: bool) -> bool:
 
 
 def demo_banner(
-    *, portal_url: str, sandbox_url: str, broker: str, sweep_interval: str, logins: object
+    *, portal_url: str, sandbox_url: str, broker: str, sweep_interval: str, logins: DemoLogins
 ) -> str:
     """What to open and how to log in; the URLs and logins are its last lines."""
     return "\n".join(
@@ -152,7 +152,7 @@ class Command(BaseCommand):
             help="show the children's start-up banners and every request, sweep and renewal",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         port, sandbox_port = options["port"], options["sandbox_port"]
         portal_url = f"http://localhost:{port}"
         # A different host name than the portal's, so the browser keeps their cookies apart.
@@ -280,7 +280,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _stop(processes: object) -> None:
+def _stop(processes: Iterable[subprocess.Popen[str]]) -> None:
     """SIGTERM each child (it stops its own workers), then SIGKILL the process group of
     whatever outlives the grace period."""
     processes = [p for p in processes if p.poll() is None]

@@ -6,6 +6,8 @@ run this (again if interrupted: it resumes), then drop the old keys.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connections.key_rotation import encryption_rotate
@@ -17,7 +19,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--batch-size", type=int, default=500)
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         report = encryption_rotate(
             batch_size=options["batch_size"],
             progress=(lambda line: self.stdout.write(line)) if options["verbosity"] > 1 else None,
