@@ -372,7 +372,7 @@ def result_url(connect_session: ConnectSession) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def popup_message(connect_session: ConnectSession) -> dict[str, str]:
+def popup_message(connect_session: ConnectSession) -> dict[str, str | dict[str, str]]:
     """What the popup posts to its opener, and to which origin (never ``*``):
     ``{"target_origin": …, "message": {"source": "connection-portal", "event":
     "connected" | "error", "config_variable_id": …, "outcome": …}}``."""

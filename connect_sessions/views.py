@@ -93,11 +93,12 @@ def finish(request: HttpRequest) -> HttpResponse:
         return unavailable(request)
     connect_session = connect_session_settle(connect_session=connect_session)
     if connect_session.finished_at is None:
-        if connect_session.config_variable_id is None:
+        config_variable = connect_session.config_variable
+        if config_variable is None:
             return redirect("connect_sessions:page")  # nothing started yet
         context = {
             "connect_session": connect_session,
-            "connection": connect_session.config_variable.connection,
+            "connection": config_variable.connection,
             "poll_seconds": FINISH_POLL_SECONDS,
         }
         return keep_opener(render(request, "connect_sessions/finishing.html", context))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -37,7 +38,7 @@ def _inputs_form(
     request: HttpRequest,
     actor: Actor,
     connection: Connection,
-    values: dict[str, object],
+    values: Mapping[str, object],
     errors: dict[str, str],
     status: int = 200,
 ) -> HttpResponse:
@@ -119,7 +120,9 @@ def callback(request: HttpRequest) -> HttpResponse:
     A browser bound to a connect session goes on to its finish page; a refusal at the
     app ends the session (outcome ``denied``, or ``error`` for other errors)."""
     # The OAuth parameters, and the few others an App keeps (QuickBooks' realmId).
-    params = {name: value for name, value in list(request.GET.items())[:50] if len(name) <= 64}
+    params = {
+        name: value for name, value in list(request.GET.dict().items())[:50] if len(name) <= 64
+    }
     actor = actor_for(request)
     session = actor.connect_session if actor is not None else None
     try:
