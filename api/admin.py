@@ -3,6 +3,8 @@ prefix, scopes and last use, revoked for good."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -55,11 +57,15 @@ class EnvironmentKeyAdmin(admin.ModelAdmin):
         return ", ".join(obj.scopes)
 
     def get_form(
-        self, request: HttpRequest, obj: EnvironmentKey | None = None, **kwargs: object
+        self,
+        request: HttpRequest,
+        obj: EnvironmentKey | None = None,
+        change: bool = False,
+        **kwargs: Any,
     ) -> type[forms.ModelForm]:
         # Scopes are chosen once, on the add form; the change form only names or revokes.
         kwargs["form"] = EnvironmentKeyForm if obj is None else forms.ModelForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: EnvironmentKey | None = None) -> tuple:
         if obj is None:

@@ -28,6 +28,9 @@ class EnvironmentKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked = models.BooleanField(default=False)
+    # Set by the admin on the instance it just created, for the one page that shows the
+    # key; never saved.
+    _created_key: str
 
     class Meta:
         verbose_name = "environment key"

@@ -4,7 +4,7 @@ of the models: nothing here writes."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
@@ -14,6 +14,9 @@ from connections.fingerprints import fingerprint
 from connections.models import ConfigVariable, Status
 from oauthflow.access import token_metadata
 from oauthflow.diagnosis import explain
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 FINGERPRINT = re.compile(r"sha256:[0-9a-f]{12}")  # connections.fingerprints.fingerprint
 MAX_REPORTED_TOKEN = 16384  # characters: an access token is far shorter
@@ -68,7 +71,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ConfigVariable
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "status",
             "status_label",
@@ -160,7 +163,7 @@ REPORT_HINT = (
     '{"fingerprint": "sha256:<first 12 hex digits of its SHA-256>"}.'
 )
 # DRF formats field messages with str.format: the braces are escaped.
-_REPORT_ERRORS = dict.fromkeys(
+_REPORT_ERRORS: dict[str, str | StrPromise] = dict.fromkeys(
     ("invalid", "blank", "null", "max_length"), REPORT_HINT.replace("{", "{{").replace("}", "}}")
 )
 

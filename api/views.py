@@ -59,8 +59,9 @@ class MethodFirst:
     moved to DRF): it says what is wrong whoever asks, and counts no failed key."""
 
     def initial(self, request: Request, *args: object, **kwargs: object) -> None:
-        if not hasattr(self, request.method.lower()) or request.method.lower() == "options":
-            raise MethodNotAllowed(request.method)
+        method = request.method or ""
+        if not hasattr(self, method.lower()) or method.lower() == "options":
+            raise MethodNotAllowed(method)
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
 
 
@@ -73,7 +74,7 @@ class ConnectionPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
-    def get_page_size(self, request: Request) -> int:
+    def get_page_size(self, request: Request) -> int | None:
         given = request.query_params.get(self.page_size_query_param)
         if given is not None and not given.lstrip("-").isdigit():
             raise ValidationError({"page_size": "A whole number of connections, 1 to 200."})
