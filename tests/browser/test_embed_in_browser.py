@@ -159,15 +159,19 @@ def step1_admin_creates_an_environment_key(page: Page, portal: Portal, shot: Scr
     page.get_by_role("button", name="Save", exact=True).click()
     key = page.get_by_label("Environment key").input_value()
     assert key.startswith("cpe_")
-    shot(page, "20-embed-admin-environment-key")
+    shot(page, "20-embed-admin-environment-key-created")
     return key
 
 
-def step2_admin_allows_the_host_origin(page: Page, portal: Portal, host: HostProduct) -> None:
+def step2_admin_allows_the_host_origin(
+    page: Page, portal: Portal, host: HostProduct, shot: Screenshots
+) -> None:
     page.goto(f"{portal.url}/admin/connect_sessions/returnurlallowed/add/")
     page.get_by_label("Allowed URL").fill(host.url)
     page.get_by_role("button", name="Save", exact=True).click()
-    expect(page.get_by_role("link", name=host.url)).to_be_visible()
+    allowed = page.locator("#result_list").get_by_role("link", name=host.url, exact=True)
+    expect(allowed).to_be_visible()
+    shot(page, "20-embed-admin-allowed-return-urls")
 
 
 def step3_backend_creates_a_connect_session(
@@ -229,7 +233,7 @@ def test_embed_with_a_popup(
     page: Page, admin_page: Page, portal: Portal, host: HostProduct, shot: Screenshots
 ) -> None:
     key = step1_admin_creates_an_environment_key(admin_page, portal, shot)
-    step2_admin_allows_the_host_origin(admin_page, portal, host)
+    step2_admin_allows_the_host_origin(admin_page, portal, host, shot)
     step3_backend_creates_a_connect_session(portal, host, key, mode="popup")
 
     # Step 4. The popup closes itself once it has told the host page; for its screenshot
@@ -270,7 +274,7 @@ def test_embed_with_a_redirect(
     page: Page, admin_page: Page, portal: Portal, host: HostProduct, shot: Screenshots
 ) -> None:
     key = step1_admin_creates_an_environment_key(admin_page, portal, shot)
-    step2_admin_allows_the_host_origin(admin_page, portal, host)
+    step2_admin_allows_the_host_origin(admin_page, portal, host, shot)
     step3_backend_creates_a_connect_session(portal, host, key, mode="redirect")
 
     page.goto(host.url)
