@@ -197,6 +197,15 @@ RENEWAL_BATCH_THREADS = env.int("RENEWAL_BATCH_THREADS", default=4)
 RENEWAL_BACKOFF_BASE = env.int("RENEWAL_BACKOFF_BASE", default=30)  # seconds, doubled per failure
 RENEWAL_BACKOFF_MAX = env.int("RENEWAL_BACKOFF_MAX", default=3600)  # seconds
 TOKEN_REQUEST_RETENTION_DAYS = env.int("TOKEN_REQUEST_RETENTION_DAYS", default=30)
+# The bounded token-request log (oauthflow.log_summary): successes kept in full per
+# ConfigVariable, rows per DELETE (and ids per roll-up step), steps per run, seconds
+# between runs and before a seen id is counted, days the hourly summaries are kept.
+TOKEN_LOG_KEEP_SUCCESSES = env.int("TOKEN_LOG_KEEP_SUCCESSES", default=3)
+TOKEN_LOG_BATCH = env.int("TOKEN_LOG_BATCH", default=5000)
+TOKEN_LOG_MAX_BATCHES = env.int("TOKEN_LOG_MAX_BATCHES", default=200)
+TOKEN_LOG_ROLLUP_INTERVAL = env.float("TOKEN_LOG_ROLLUP_INTERVAL", default=60.0)
+TOKEN_LOG_SETTLE_SECONDS = env.int("TOKEN_LOG_SETTLE_SECONDS", default=30)
+TOKEN_LOG_SUMMARY_RETENTION_DAYS = env.int("TOKEN_LOG_SUMMARY_RETENTION_DAYS", default=400)
 RENEWAL_FAILING_AFTER = env.int("RENEWAL_FAILING_AFTER", default=3)  # failures in a row
 # Seconds a code exchange waits for a renewal holding the connection's lease.
 EXCHANGE_LEASE_WAIT = env.float("EXCHANGE_LEASE_WAIT", default=30.0)
@@ -297,7 +306,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-token-requests": {
         "task": "oauthflow.prune_token_requests",
-        "schedule": schedule(3600.0),
+        "schedule": schedule(TOKEN_LOG_ROLLUP_INTERVAL),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

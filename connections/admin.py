@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from connections.admin_common import (
+    BigTableAdmin,
     ReadOnlyChangeFormMixin,
     diagnosis_html,
     token_request_table,
@@ -72,7 +73,7 @@ class CustomerUserInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(BigTableAdmin):
     list_display = ("name", "contact_email", "created_at_column")
     search_fields = ("name",)
     inlines = (CustomerUserInline,)
@@ -139,7 +140,7 @@ class FailingSinceFilter(admin.SimpleListFilter):
 
 
 @admin.register(ConfigVariable)
-class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
+class ConfigVariableAdmin(ReadOnlyChangeFormMixin, BigTableAdmin):
     # Every field is read-only (the actions change rows): no Save buttons on the page.
     list_display = (
         "customer",
@@ -151,10 +152,10 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
         "short_id",
     )
     list_display_links = ("customer", "connection")
+    # No customer filter: its sidebar would list every customer (search finds one).
     list_filter = (
         "status",
         "connection__app",
-        "customer",
         ExpiresWithinFilter,
         FailingSinceFilter,
     )

@@ -1,13 +1,18 @@
 """Pieces the admin pages share: the token-request table, a diagnosis block, the one
-date format (ISO 8601 with seconds, in UTC) and read-only change pages."""
+date format (ISO 8601 with seconds, in UTC), read-only change pages and a paginator for
+tables of millions of rows."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -19,6 +24,9 @@ from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
 
 RECENT_TOKEN_REQUESTS = 20
+# Above this many rows (the planner's estimate) a change list shows the estimate rather
+# than count: a COUNT(*) reads every matching row, seconds for tens of millions.
+ESTIMATE_ABOVE = 100_000
 UTC_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
 
@@ -82,6 +90,50 @@ class ReadOnlyChangeFormMixin(admin.ModelAdmin):
             show_save_as_new=False,
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def estimated_count(queryset: QuerySet) -> int | None:
+    """PostgreSQL's estimate of the rows ``queryset`` returns, without reading them: for
+    the whole table ``pg_class.reltuples`` (kept by ANALYZE and autovacuum), else the
+    planner's row estimate of the query (``EXPLAIN``). None on other databases, and for
+    a table never analysed."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    if not queryset.query.where:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                [queryset.model._meta.db_table],
+            )
+            row = cursor.fetchone()
+        if row and row[0] >= 0:  # -1: never analysed
+            return int(row[0])
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class EstimatedCountPaginator(Paginator):
+    """A change list's paginator for tables that reach millions of rows: when PostgreSQL
+    expects more than ``ESTIMATE_ABOVE`` rows (:func:`estimated_count`) the count shown
+    is that estimate, so no page counts the whole table; otherwise, and on SQLite, the
+    exact count. Use with ``show_full_result_count = False``."""
+
+    @cached_property
+    def count(self) -> int:
+        estimate = estimated_count(self.object_list)
+        if estimate is not None and estimate > ESTIMATE_ABOVE:
+            return estimate
+        return super().count
+
+
+class BigTableAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose change list never counts a big table (see
+    :class:`EstimatedCountPaginator`); its filtered pages say "N results" without "of M
+    total"."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
 
 
 def token_request_table(queryset: QuerySet[TokenRequest]) -> SafeString | str:

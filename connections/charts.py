@@ -33,7 +33,6 @@ from pygal.style import Style
 from connections.dashboard import (
     CHART_APPS,
     CHART_WINDOW,
-    LATENCY_SAMPLE,
     Activity,
     AppLatency,
     AppTrend,
@@ -288,7 +287,6 @@ class Charts:
     status_rows: list[StatusRow] = field(default_factory=list)
     last_hour: tuple[int, int] = (0, 0)  # (renewals, failures) in the last 60 minutes
     peak: tuple[datetime | None, int] = (None, 0)  # the busiest minute and its renewals
-    latency_sample: int = LATENCY_SAMPLE
 
 
 def _at(

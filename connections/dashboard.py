@@ -7,13 +7,11 @@ aggregate queries, whatever the number of connections.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
 from connections.metrics_history import status_history
@@ -25,6 +23,13 @@ from connections.models import (
     Status,
 )
 from connections.refresh_expiry import refresh_tokens_expiring
+from oauthflow.log_summary import (
+    Figures,
+    Key,
+    hour_of,
+    renewals_per_minute,
+    token_request_figures,
+)
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
 SWEEP_HEARTBEAT = "renewal_sweep"
@@ -32,13 +37,6 @@ SWEEP_HEARTBEAT = "renewal_sweep"
 # The charts: the last 24 hours, drawn in 10-minute buckets of per-minute counts.
 CHART_WINDOW = timedelta(hours=24)
 BUCKET_MINUTES = 10
-# Token requests that renew a connection (the sweep's refreshes and client-credentials
-# fetches); a renewal that tries several flavors counts once per request.
-RENEWAL_KINDS = (TokenRequestKind.REFRESH, TokenRequestKind.CLIENT_CREDENTIALS)
-# Latency percentiles come from the newest this-many durations per App in the window:
-# SQLite has no percentile_cont, so they are computed in Python from a bounded sample
-# (the same code on PostgreSQL; the figures say when the sample was capped).
-LATENCY_SAMPLE = 5000
 CHART_APPS = 50  # Apps drawn in the latency chart and given a sparkline
 
 
@@ -136,14 +134,14 @@ class Activity:
 
 @dataclass(frozen=True)
 class AppLatency:
-    """Token-request latency of one App: percentiles of its sampled durations (ms)."""
+    """Token-request latency of one App: p50 and p95 (ms) estimated from the latency
+    histogram of its ``count`` requests (``oauthflow.log_summary.Figures``)."""
 
     app_id: int
     name: str
-    count: int  # durations in the sample
+    count: int
     p50: float
     p95: float
-    capped: bool  # the sample hit ``LATENCY_SAMPLE``: older requests were left out
 
 
 @dataclass(frozen=True)
@@ -167,25 +165,14 @@ def floor_minutes(at: datetime, minutes: int) -> datetime:
 def renewal_activity(
     *, now: datetime, window: timedelta = CHART_WINDOW, bucket_minutes: int = BUCKET_MINUTES
 ) -> Activity:
-    """Renewal requests and failed renewal requests per minute over ``window``, in one
-    query (TruncMinute, Count) over a ``created_at`` range: at most one row per minute,
-    whatever the history. Failures are the outcomes in ``Outcome.failures()``."""
+    """Renewal requests and failed renewal requests per minute over ``window``, from the
+    per-minute counts of the roll-up and the few rows not yet rolled up
+    (``oauthflow.log_summary.renewals_per_minute``): at most one row per minute, whatever
+    the traffic. Failures are the outcomes in ``Outcome.failures()``."""
     last = floor_minutes(now, bucket_minutes)
     count = math.ceil(window / timedelta(minutes=bucket_minutes))
     first = last - timedelta(minutes=bucket_minutes * (count - 1))
-    rows = (
-        TokenRequest.objects.filter(
-            created_at__gte=first, created_at__lte=now, kind__in=RENEWAL_KINDS
-        )
-        .annotate(minute=TruncMinute("created_at"))
-        .values("minute")
-        .annotate(
-            renewals=Count("pk"),
-            failures=Count("pk", filter=Q(outcome__in=Outcome.failures())),
-        )
-        .order_by("minute")
-    )
-    per_minute = {row["minute"]: (row["renewals"], row["failures"]) for row in rows}
+    per_minute = renewals_per_minute(since=first, until=now)
     sums: dict[datetime, list[int]] = {}
     for minute, (renewals, failures) in per_minute.items():
         into = sums.setdefault(floor_minutes(minute, bucket_minutes), [0, 0, 0, 0])
@@ -201,65 +188,62 @@ def renewal_activity(
     return Activity(buckets=buckets, per_minute=per_minute)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (0..1) of ``values`` by linear interpolation between the
-    closest ranks, as PostgreSQL's percentile_cont computes it."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+def _window_start(now: datetime, window: timedelta) -> datetime:
+    """The first whole hour of a window of whole hours ending with the hour of ``now``."""
+    hours = math.ceil(window / timedelta(hours=1))
+    return hour_of(now) - timedelta(hours=hours - 1)
 
 
 def latency_by_app(
-    *, now: datetime, window: timedelta = CHART_WINDOW, sample: int = LATENCY_SAMPLE
+    *,
+    now: datetime,
+    window: timedelta = CHART_WINDOW,
+    figures: dict[Key, Figures] | None = None,
 ) -> list[AppLatency]:
-    """p50 and p95 token-request latency per App over ``window``, from the newest
-    ``sample`` durations of each App (one LIMITed query per App, at most ``CHART_APPS``
-    Apps): Apps with no request in the window are left out."""
-    found = []
-    for app_id, name in App.objects.order_by("name").values_list("pk", "name")[:CHART_APPS]:
-        durations = list(
-            TokenRequest.objects.filter(app_id=app_id, created_at__gte=now - window)
-            .order_by("-created_at")
-            .values_list("duration_ms", flat=True)[:sample]
+    """p50 and p95 token-request latency (ms) per App over the whole hours of ``window``
+    (the hour of ``now`` and those before it), estimated from the latency histograms of
+    every request (``oauthflow.log_summary``), at most ``CHART_APPS`` Apps by name: Apps
+    with no request in the window are left out. ``figures``: already read for the window."""
+    if figures is None:
+        figures = token_request_figures(since=_window_start(now, window))
+    merged: dict[int, Figures] = {}
+    for (app_id, *_), found in figures.items():
+        merged.setdefault(app_id, Figures()).add(found)
+    names = App.objects.filter(pk__in=list(merged)).order_by("name").values_list("pk", "name")
+    return [
+        AppLatency(
+            app_id=app_id,
+            name=name,
+            count=merged[app_id].count,
+            p50=merged[app_id].quantile_ms(0.50),
+            p95=merged[app_id].quantile_ms(0.95),
         )
-        if durations:
-            found.append(
-                AppLatency(
-                    app_id=app_id,
-                    name=name,
-                    count=len(durations),
-                    p50=percentile(durations, 0.50),
-                    p95=percentile(durations, 0.95),
-                    capped=len(durations) >= sample,
-                )
-            )
-    return found
+        for app_id, name in names[:CHART_APPS]
+        if merged[app_id].count
+    ]
 
 
-def trends_by_app(*, now: datetime, window: timedelta = CHART_WINDOW) -> dict[int, AppTrend]:
-    """Token requests per hour and failures per App over ``window``, in one query
-    (TruncHour, Count): at most one row per App and hour."""
+def trends_by_app(
+    *,
+    now: datetime,
+    window: timedelta = CHART_WINDOW,
+    figures: dict[Key, Figures] | None = None,
+) -> dict[int, AppTrend]:
+    """Token requests per hour and failures per App over the whole hours of ``window``,
+    from the hourly summaries and the rows not yet rolled up (``oauthflow.log_summary``):
+    at most one figure per App, hour, kind, outcome and flavor."""
     hours = math.ceil(window / timedelta(hours=1))
-    last = now.replace(minute=0, second=0, microsecond=0)
-    first = last - timedelta(hours=hours - 1)
-    rows = (
-        TokenRequest.objects.filter(created_at__gte=first, created_at__lte=now)
-        .annotate(hour=TruncHour("created_at"))
-        .values("app_id", "hour")
-        .annotate(n=Count("pk"), failed=Count("pk", filter=Q(outcome__in=Outcome.failures())))
-        .order_by()
-    )
+    first = _window_start(now, window)
+    if figures is None:
+        figures = token_request_figures(since=first)
     series: dict[int, list[int]] = {}
     failures: dict[int, int] = {}
-    for row in rows:
-        index = int((row["hour"] - first) / timedelta(hours=1))
+    for (app_id, hour, _kind, outcome, _flavor), found in figures.items():
+        index = int((hour - first) / timedelta(hours=1))
         if 0 <= index < hours:
-            series.setdefault(row["app_id"], [0] * hours)[index] += row["n"]
-            failures[row["app_id"]] = failures.get(row["app_id"], 0) + row["failed"]
+            series.setdefault(app_id, [0] * hours)[index] += found.count
+            failed = found.count if Outcome(outcome).is_failure else 0
+            failures[app_id] = failures.get(app_id, 0) + failed
     return {app_id: AppTrend(hourly, failures[app_id]) for app_id, hourly in series.items()}
 
 
@@ -310,6 +294,7 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         .order_by("-created_at")[:limit]
     )
     age = sweep_age(now=now)
+    figures = token_request_figures(since=_window_start(now, CHART_WINDOW))
     by_status = {status: by_status.get(status, 0) for status in Status.values}
     return Dashboard(
         by_status=by_status,
@@ -329,7 +314,7 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         sweep_late=sweep_is_late(age),
         now=now,
         activity=renewal_activity(now=now),
-        latency=latency_by_app(now=now),
-        trends=trends_by_app(now=now),
+        latency=latency_by_app(now=now, figures=figures),
+        trends=trends_by_app(now=now, figures=figures),
         status_history=status_history(now=now, window=CHART_WINDOW, current=by_status),
     )

@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.models import Avg, Count, Max
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -25,7 +25,7 @@ from connections.dashboard import overdue, sweep_age
 from connections.models import App, ConfigVariable
 from connections.refresh_expiry import refresh_tokens_expiring
 from connections.watchdog import broker_reachable, machinery_state
-from oauthflow.models import TokenRequest
+from oauthflow.log_summary import Figures, token_request_counts, token_request_figures
 
 LATENCY_WINDOW_SECONDS = 3600
 
@@ -80,7 +80,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 class PortalCollector:
-    """Figures read from the database at each scrape."""
+    """Figures read from the database at each scrape: token-request figures from the
+    log's summaries (``oauthflow.log_summary``), never a scan of the log."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         now = timezone.now()
@@ -94,32 +95,35 @@ class PortalCollector:
             by_status.add_metric([status, app], count)
         yield by_status
 
+        slugs = dict(App.objects.values_list("pk", "slug"))
         requests = GaugeMetricFamily(
             "portal_token_requests",
             "Token requests recorded in the retention window, by App, kind, outcome and flavor",
             labels=["app", "kind", "outcome", "flavor"],
         )
-        rows = TokenRequest.objects.values_list("app__slug", "kind", "outcome", "flavor").annotate(
-            n=Count("pk")
-        )
-        for app, kind, outcome, flavor, count in rows.order_by():
-            requests.add_metric([app, kind, outcome, str(flavor)], count)
+        retention = timedelta(days=settings.TOKEN_REQUEST_RETENTION_DAYS)
+        for (app_id, kind, outcome, flavor), count in token_request_counts(
+            since=now - retention
+        ).items():
+            requests.add_metric([slugs.get(app_id, ""), kind, outcome, str(flavor)], count)
         yield requests
 
         latency = GaugeMetricFamily(
             "portal_token_request_seconds",
-            "Token-request latency over the last hour (avg and max), by App and kind",
+            "Token-request latency in this clock hour and the one before (avg, max, and p50 "
+            "and p95 estimated from a histogram), by App and kind",
             labels=["app", "kind", "stat"],
         )
-        since = now - timedelta(seconds=LATENCY_WINDOW_SECONDS)
-        rows = (
-            TokenRequest.objects.filter(created_at__gte=since, status_code__isnull=False)
-            .values_list("app__slug", "kind")
-            .annotate(avg=Avg("duration_ms"), max=Max("duration_ms"))
-        )
-        for app, kind, avg, peak in rows.order_by():
-            latency.add_metric([app, kind, "avg"], (avg or 0) / 1000)
-            latency.add_metric([app, kind, "max"], (peak or 0) / 1000)
+        merged: dict[tuple[int, str], Figures] = {}
+        figures = token_request_figures(since=now - timedelta(seconds=LATENCY_WINDOW_SECONDS))
+        for (app_id, _hour, kind, _outcome, _flavor), found in figures.items():
+            merged.setdefault((app_id, kind), Figures()).add(found)
+        for (app_id, kind), found in sorted(merged.items()):
+            labels = [slugs.get(app_id, ""), kind]
+            latency.add_metric([*labels, "avg"], found.mean_ms / 1000)
+            latency.add_metric([*labels, "max"], found.duration_ms_max / 1000)
+            latency.add_metric([*labels, "p50"], found.quantile_ms(0.50) / 1000)
+            latency.add_metric([*labels, "p95"], found.quantile_ms(0.95) / 1000)
         yield latency
 
         age = sweep_age(now=now)

@@ -1,12 +1,10 @@
-"""Reading and pruning the token-request log, and checking an App's credentials."""
+"""Reading the token-request log, and checking an App's credentials.
+
+The log is rolled up and pruned by ``oauthflow.log_summary``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-
-from django.conf import settings
-from django.utils import timezone
 
 from connections.models import App
 from oauthflow.chain import run_token_chain
@@ -14,15 +12,6 @@ from oauthflow.diagnosis import Diagnosis, explain
 from oauthflow.exceptions import ProviderError
 from oauthflow.grants import client_credentials_fields
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
-
-
-def token_requests_prune(*, older_than_days: int | None = None) -> int:
-    """Delete token requests older than ``older_than_days`` (default
-    ``TOKEN_REQUEST_RETENTION_DAYS``); returns how many were deleted."""
-    days = settings.TOKEN_REQUEST_RETENTION_DAYS if older_than_days is None else older_than_days
-    cutoff = timezone.now() - timedelta(days=days)
-    deleted, _ = TokenRequest.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
 
 
 def last_failed_chain(*, app: App) -> list[TokenRequest]:

@@ -18,7 +18,7 @@ from connections.dashboard import heartbeat_beat
 from connections.metrics_history import status_snapshot_take
 from connections.refresh_expiry import refresh_tokens_warn
 from connections.watchdog import watchdog_run
-from oauthflow import exchange, records, recovery, renewal
+from oauthflow import exchange, log_summary, recovery, renewal
 from oauthflow.exceptions import ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ def sweep_renewals() -> int:
 
 
 @shared_task(name="oauthflow.prune_token_requests")
-def prune_token_requests() -> int:
-    """Delete token requests older than ``TOKEN_REQUEST_RETENTION_DAYS``."""
-    return records.token_requests_prune()
+def prune_token_requests() -> dict[str, int]:
+    """Roll the token-request log up into its summaries and delete the full rows no longer
+    kept, in batches (``oauthflow.log_summary``); returns the counts."""
+    return dataclasses.asdict(log_summary.token_log_roll_up())

@@ -9,7 +9,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from connections.admin_common import ReadOnlyChangeFormMixin, utc_column, utc_display
+from connections.admin_common import (
+    BigTableAdmin,
+    ReadOnlyChangeFormMixin,
+    utc_column,
+    utc_display,
+)
 from webhooks.models import (
     SUBSCRIBABLE,
     WebhookAttempt,
@@ -122,7 +127,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyChangeFormMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyChangeFormMixin, BigTableAdmin):
     list_display = (
         "event_type",
         "endpoint",
