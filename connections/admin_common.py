@@ -114,17 +114,19 @@ def estimated_count(queryset: QuerySet) -> int | None:
 
 
 class EstimatedCountPaginator(Paginator):
-    """A change list's paginator for tables that reach millions of rows: when PostgreSQL
-    expects more than ``ESTIMATE_ABOVE`` rows (:func:`estimated_count`) the count shown
-    is that estimate, so no page counts the whole table; otherwise, and on SQLite, the
-    exact count. Use with ``show_full_result_count = False``."""
+    """A change list's paginator for tables that reach millions of rows: no page counts
+    more than ``ESTIMATE_ABOVE + 1`` rows. On PostgreSQL, when the planner expects more
+    than ``ESTIMATE_ABOVE`` rows (:func:`estimated_count`), the count shown is that
+    estimate; otherwise the rows are counted up to ``ESTIMATE_ABOVE + 1`` (exact below
+    it; past it, elsewhere than PostgreSQL, the later pages are reached by filtering).
+    Use with ``show_full_result_count = False``."""
 
     @cached_property
     def count(self) -> int:
         estimate = estimated_count(self.object_list)
         if estimate is not None and estimate > ESTIMATE_ABOVE:
             return estimate
-        return super().count
+        return self.object_list[: ESTIMATE_ABOVE + 1].count()
 
 
 class BigTableAdmin(admin.ModelAdmin):
