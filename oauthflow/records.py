@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Exists, OuterRef
+
 from connections.models import App
 from oauthflow.chain import run_token_chain
 from oauthflow.diagnosis import Diagnosis, explain
@@ -15,14 +17,19 @@ from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
 
 def last_failed_chain(*, app: App) -> list[TokenRequest]:
-    """The attempts of the App's most recent chain that ended without tokens, in order."""
+    """The attempts of the App's most recent chain that ended without tokens, in order.
+
+    Walks the App's failed requests newest first (index ``token_request_app_created``)
+    and stops at the first whose chain holds no success: a few rows read, not every
+    success of the App. The roll-up keeps failed chains whole (``oauthflow.log_summary``).
+    """
+    succeeded = TokenRequest.objects.filter(
+        chain_id=OuterRef("chain_id"), outcome=Outcome.SUCCEEDED
+    )
     failed = (
         TokenRequest.objects.filter(app=app)
-        .exclude(
-            chain_id__in=TokenRequest.objects.filter(app=app, outcome=Outcome.SUCCEEDED).values(
-                "chain_id"
-            )
-        )
+        .exclude(outcome=Outcome.SUCCEEDED)
+        .filter(~Exists(succeeded))
         .order_by("-created_at", "-id")
         .first()
     )
