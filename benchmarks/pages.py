@@ -108,7 +108,7 @@ def _insert_series(model: type, count: int, expressions: dict[str, str]) -> None
             params.append(field.get_db_prep_save(field.get_default(), connection))
     _sql(
         f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 (names from the models)
-        f"SELECT {', '.join(values)} FROM generate_series(1, %s) AS g",
+        f"SELECT {', '.join(values)} FROM generate_series(1, %s::bigint) AS g",
         [*params, count],
     )
 

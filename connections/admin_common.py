@@ -4,7 +4,6 @@ tables of millions of rows."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
@@ -12,13 +11,13 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connections
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from connections.estimates import estimated_count
 from connections.models import App
 from oauthflow.diagnosis import explain
 from oauthflow.models import TokenRequest
@@ -90,27 +89,6 @@ class ReadOnlyChangeFormMixin(admin.ModelAdmin):
             show_save_as_new=False,
         )
         return super().render_change_form(request, context, add, change, form_url, obj)
-
-
-def estimated_count(queryset: QuerySet) -> int | None:
-    """PostgreSQL's estimate of the rows ``queryset`` returns, without reading them: for
-    the whole table ``pg_class.reltuples`` (kept by ANALYZE and autovacuum), else the
-    planner's row estimate of the query (``EXPLAIN``). None on other databases, and for
-    a table never analysed."""
-    connection = connections[queryset.db]
-    if connection.vendor != "postgresql":
-        return None
-    if not queryset.query.where:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                [queryset.model._meta.db_table],
-            )
-            row = cursor.fetchone()
-        if row and row[0] >= 0:  # -1: never analysed
-            return int(row[0])
-    plan = json.loads(queryset.order_by().explain(format="json"))
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 class EstimatedCountPaginator(Paginator):

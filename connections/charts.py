@@ -310,14 +310,14 @@ def dashboard_charts(data: Dashboard) -> Charts:
     ]
     by_app = []
     for row in data.by_app:
-        name = str(row["connection__app__name"])
-        trend = data.trends.get(row["connection__app__id"])
+        name = row.name
+        trend = data.trends.get(row.app_id)
         by_app.append(
             AppRow(
                 name=name,
-                total=int(row["total"]),
-                connected=int(row["connected"]),
-                broken=int(row["broken"]),
+                total=row.total,
+                connected=row.connected,
+                broken=row.broken,
                 trend=trend,
                 sparkline=sparkline(trend, app=name)
                 if trend and len(by_app) < CHART_APPS

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from connections.metrics_history import status_history
+from connections.metrics_history import AppCounts, fleet_counts, status_history
 from connections.models import (
     App,
     ConfigVariable,
@@ -252,7 +252,7 @@ class Dashboard:
     """Everything the dashboard shows; counts are numbers of ConfigVariables."""
 
     by_status: dict[str, int]
-    by_app: list[dict[str, object]]
+    by_app: list[AppCounts]
     attention: list[ConfigVariable]
     recent_failures: list[TokenRequest]
     unrenewable: list[ConfigVariable]
@@ -265,23 +265,14 @@ class Dashboard:
     latency: list[AppLatency] = field(default_factory=list)
     trends: dict[int, AppTrend] = field(default_factory=dict)
     status_history: list[tuple[datetime, dict[str, int]]] = field(default_factory=list)
+    counted_at: datetime | None = None  # when the counts by status were taken
+    counts_live: bool = True  # False: a big fleet's counts come from the newest snapshot
 
 
 def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard:
     """The dashboard's figures and lists (the newest or oldest ``limit`` of each)."""
     now = now or timezone.now()
-    by_status = dict(
-        ConfigVariable.objects.values_list("status").annotate(n=Count("pk")).order_by()
-    )
-    by_app = list(
-        ConfigVariable.objects.values("connection__app__id", "connection__app__name")
-        .annotate(
-            total=Count("pk"),
-            connected=Count("pk", filter=Q(status=Status.CONNECTED)),
-            broken=Count("pk", filter=Q(status__in=Status.attention())),
-        )
-        .order_by("-broken", "connection__app__name")
-    )
+    fleet = fleet_counts(now=now)
     attention = list(
         ConfigVariable.objects.filter(status__in=Status.attention())
         .select_related("customer", "connection__app")
@@ -295,10 +286,9 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
     )
     age = sweep_age(now=now)
     figures = token_request_figures(since=_window_start(now, CHART_WINDOW))
-    by_status = {status: by_status.get(status, 0) for status in Status.values}
     return Dashboard(
-        by_status=by_status,
-        by_app=by_app,
+        by_status=fleet.by_status,
+        by_app=fleet.by_app,
         attention=attention,
         recent_failures=failures,
         unrenewable=list(
@@ -316,5 +306,7 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         activity=renewal_activity(now=now),
         latency=latency_by_app(now=now, figures=figures),
         trends=trends_by_app(now=now, figures=figures),
-        status_history=status_history(now=now, window=CHART_WINDOW, current=by_status),
+        status_history=status_history(now=now, window=CHART_WINDOW, current=fleet.by_status),
+        counted_at=fleet.at,
+        counts_live=fleet.live,
     )

@@ -22,6 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from connections.dashboard import overdue, sweep_age
+from connections.metrics_history import fleet_counts
 from connections.models import App, ConfigVariable
 from connections.refresh_expiry import refresh_tokens_expiring
 from connections.watchdog import broker_reachable, machinery_state
@@ -88,11 +89,9 @@ class PortalCollector:
         by_status = GaugeMetricFamily(
             "portal_config_variables", "ConfigVariables by status and App", labels=["status", "app"]
         )
-        rows = ConfigVariable.objects.values_list("status", "connection__app__slug").annotate(
-            n=Count("pk")
-        )
-        for status, app, count in rows.order_by():
-            by_status.add_metric([status, app], count)
+        for app in fleet_counts(now=now).by_app:
+            for status, count in app.by_status.items():
+                by_status.add_metric([status, app.slug], count)
         yield by_status
 
         slugs = dict(App.objects.values_list("pk", "slug"))

@@ -75,6 +75,7 @@ LATENCY_BOUNDS_MS = (
 RENEWAL_MINUTES_KEPT = timedelta(days=2)  # the per-minute chart shows 24 hours
 
 Key = tuple[int, datetime, str, str, int]  # app_id, hour, kind, outcome, flavor
+FIGURES = ("count", "duration_ms_sum", "duration_ms_max", "latency_histogram")
 
 
 @dataclass
@@ -185,9 +186,11 @@ def token_request_figures(*, since: datetime) -> dict[Key, Figures]:
     number of rows bounded by Apps x hours, whatever the traffic."""
     through = summarised_through()
     found = _aggregate(unsummarised(since=hour_of(since), through=through))
-    for summary in TokenRequestSummary.objects.filter(hour__gte=hour_of(since)):
-        key = (summary.app_id, summary.hour, summary.kind, summary.outcome, summary.flavor)
-        found.setdefault(key, Figures()).add(_figures_of(summary))
+    stored = TokenRequestSummary.objects.filter(hour__gte=hour_of(since)).values_list(
+        "app_id", "hour", "kind", "outcome", "flavor", *FIGURES
+    )
+    for *key, count, total, peak, histogram in stored:
+        found.setdefault(tuple(key), Figures()).add(_figures(count, total, peak, histogram))
     return found
 
 
@@ -230,7 +233,7 @@ def renewals_per_minute(*, since: datetime, until: datetime) -> dict[datetime, t
         )
         .order_by()
     )
-    rows = [(m.minute, m.renewals, m.failures) for m in stored] + list(tail)
+    rows = [*stored.values_list("minute", "renewals", "failures"), *tail]
     for minute, renewals, failures in rows:
         sums = per_minute.setdefault(minute, [0, 0])
         sums[0] += renewals
@@ -238,10 +241,14 @@ def renewals_per_minute(*, since: datetime, until: datetime) -> dict[datetime, t
     return {m: (r, f) for m, (r, f) in sorted(per_minute.items()) if r or f}
 
 
+def _figures(count: int, total: int, peak: int, histogram: list[int]) -> Figures:
+    # A histogram stored before a bound was added is shorter: its missing buckets are 0.
+    padded = [*histogram, *[0] * (len(LATENCY_BOUNDS_MS) + 1 - len(histogram))]
+    return Figures(count, total, peak, padded)
+
+
 def _figures_of(summary: TokenRequestSummary) -> Figures:
-    histogram = list(summary.latency_histogram)
-    histogram += [0] * (len(LATENCY_BOUNDS_MS) + 1 - len(histogram))
-    return Figures(summary.count, summary.duration_ms_sum, summary.duration_ms_max, histogram)
+    return _figures(*(getattr(summary, name) for name in FIGURES))
 
 
 # --- The roll-up ------------------------------------------------------------------------
@@ -324,8 +331,7 @@ def _merge_summaries(found: dict[Key, Figures]) -> None:
         summary.duration_ms_sum = merged.duration_ms_sum
         summary.duration_ms_max = merged.duration_ms_max
         summary.latency_histogram = merged.histogram
-    fields = ["count", "duration_ms_sum", "duration_ms_max", "latency_histogram"]
-    TokenRequestSummary.objects.bulk_update(changed, fields)
+    TokenRequestSummary.objects.bulk_update(changed, FIGURES)
     TokenRequestSummary.objects.bulk_create(added)
 
 

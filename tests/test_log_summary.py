@@ -263,3 +263,35 @@ def test_token_request_list_filters_without_reading_the_log(admin_client):
     log = [q["sql"] for q in queries if 'FROM "oauthflow_tokenrequest"' in q["sql"]]
     assert all("DISTINCT" not in sql for sql in log)
     assert len(log) == 2  # the bounded count and the page
+
+
+# --- Counts of a big fleet ----------------------------------------------------------------
+
+
+def test_a_big_fleet_s_counts_come_from_the_sweep_s_snapshot(admin_client, monkeypatch):
+    from connections import metrics_history
+    from connections.models import Status
+
+    cv = ConfigVariableFactory(status=Status.CONNECTED)
+    metrics_history.status_snapshot_take()  # the sweep's: one connected
+    ConfigVariableFactory(status=Status.FAILING, connection=cv.connection)  # since then
+
+    assert metrics_history.fleet_counts().by_status[Status.FAILING] == 1  # small: live
+    monkeypatch.setattr(metrics_history, "estimated_count", lambda _: 5_000_000)
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(reverse("admin:connections_dashboard"))
+        metrics = admin_client.get(reverse("metrics")).content.decode()
+
+    fleet = metrics_history.fleet_counts()
+    assert (fleet.live, fleet.by_status[Status.FAILING]) == (False, 0)
+    assert (fleet.by_app[0].connected, fleet.by_app[0].app_id) == (1, cv.connection.app_id)
+    assert "counts by status as of the sweep's snapshot" in response.content.decode()
+    assert 'status="failing"} ' not in metrics
+    every_row = [  # a GROUP BY of every ConfigVariable (filtered ones read few rows)
+        q["sql"]
+        for q in queries
+        if 'FROM "connections_configvariable"' in q["sql"]
+        and "GROUP BY" in q["sql"]
+        and "WHERE" not in q["sql"]
+    ]
+    assert every_row == []
