@@ -300,7 +300,7 @@ def _generate_status_history(n: int) -> None:
     from django.utils import timezone
 
     from connections.dashboard import heartbeat_beat
-    from connections.metrics_history import SNAPSHOT_EVERY, snapshot_slot
+    from connections.metrics_history import SNAPSHOT_EVERY, snapshot_slot, status_snapshot_take
     from connections.models import StatusSnapshot
 
     now = timezone.now()
@@ -309,6 +309,7 @@ def _generate_status_history(n: int) -> None:
         StatusSnapshot(slot=snapshot_slot(now - SNAPSHOT_EVERY * i), taken_at=now, counts=counts)
         for i in range(1, 289)
     )
+    status_snapshot_take(now=now)  # the sweep's, with the counts per Connection
     heartbeat_beat()
 
 
@@ -319,7 +320,10 @@ def generate(n: int, *, reuse: bool) -> float:
 
     started = time.perf_counter()
     if reuse and ConfigVariable.objects.count() == n:
+        from connections.metrics_history import status_snapshot_take
+
         _progress(f"reusing {n:,} ConfigVariables")
+        status_snapshot_take()  # as the sweep would have by now
         return 0.0
     _empty()
     app_ids, _ = _generate_fleet(n)

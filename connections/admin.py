@@ -371,7 +371,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at_column",
         "revoked",
     )
-    list_filter = ("revoked", "customer")
+    list_filter = ("revoked",)  # no customer filter: it would list every customer
     search_fields = ("name", "prefix", "customer__name")
     readonly_fields = ("prefix", "created_at_utc", "last_used_at_utc")
 

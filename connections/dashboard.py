@@ -26,9 +26,11 @@ from connections.refresh_expiry import refresh_tokens_expiring
 from oauthflow.log_summary import (
     Figures,
     Key,
+    Unsummarised,
     hour_of,
     renewals_per_minute,
     token_request_figures,
+    unsummarised_figures,
 )
 from oauthflow.models import Outcome, TokenRequest, TokenRequestKind
 
@@ -163,7 +165,11 @@ def floor_minutes(at: datetime, minutes: int) -> datetime:
 
 
 def renewal_activity(
-    *, now: datetime, window: timedelta = CHART_WINDOW, bucket_minutes: int = BUCKET_MINUTES
+    *,
+    now: datetime,
+    window: timedelta = CHART_WINDOW,
+    bucket_minutes: int = BUCKET_MINUTES,
+    tail: Unsummarised | None = None,
 ) -> Activity:
     """Renewal requests and failed renewal requests per minute over ``window``, from the
     per-minute counts of the roll-up and the few rows not yet rolled up
@@ -172,7 +178,7 @@ def renewal_activity(
     last = floor_minutes(now, bucket_minutes)
     count = math.ceil(window / timedelta(minutes=bucket_minutes))
     first = last - timedelta(minutes=bucket_minutes * (count - 1))
-    per_minute = renewals_per_minute(since=first, until=now)
+    per_minute = renewals_per_minute(since=first, until=now, tail=tail)
     sums: dict[datetime, list[int]] = {}
     for minute, (renewals, failures) in per_minute.items():
         into = sums.setdefault(floor_minutes(minute, bucket_minutes), [0, 0, 0, 0])
@@ -285,7 +291,9 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         .order_by("-created_at")[:limit]
     )
     age = sweep_age(now=now)
-    figures = token_request_figures(since=_window_start(now, CHART_WINDOW))
+    # The rows not yet rolled up, read once for every figure below.
+    tail = unsummarised_figures(since=_window_start(now, CHART_WINDOW + timedelta(hours=1)))
+    figures = token_request_figures(since=_window_start(now, CHART_WINDOW), tail=tail)
     return Dashboard(
         by_status=fleet.by_status,
         by_app=fleet.by_app,
@@ -303,7 +311,7 @@ def dashboard_data(*, now: datetime | None = None, limit: int = 25) -> Dashboard
         sweep_age=age,
         sweep_late=sweep_is_late(age),
         now=now,
-        activity=renewal_activity(now=now),
+        activity=renewal_activity(now=now, tail=tail),
         latency=latency_by_app(now=now, figures=figures),
         trends=trends_by_app(now=now, figures=figures),
         status_history=status_history(now=now, window=CHART_WINDOW, current=fleet.by_status),

@@ -26,7 +26,13 @@ from connections.metrics_history import fleet_counts
 from connections.models import App, ConfigVariable
 from connections.refresh_expiry import refresh_tokens_expiring
 from connections.watchdog import broker_reachable, machinery_state
-from oauthflow.log_summary import Figures, token_request_counts, token_request_figures
+from oauthflow.log_summary import (
+    Figures,
+    hour_of,
+    token_request_counts,
+    token_request_figures,
+    unsummarised_figures,
+)
 
 LATENCY_WINDOW_SECONDS = 3600
 
@@ -101,8 +107,9 @@ class PortalCollector:
             labels=["app", "kind", "outcome", "flavor"],
         )
         retention = timedelta(days=settings.TOKEN_REQUEST_RETENTION_DAYS)
+        tail = unsummarised_figures(since=hour_of(now - retention))  # read once, used twice
         for (app_id, kind, outcome, flavor), count in token_request_counts(
-            since=now - retention
+            since=now - retention, tail=tail
         ).items():
             requests.add_metric([slugs.get(app_id, ""), kind, outcome, str(flavor)], count)
         yield requests
@@ -114,7 +121,9 @@ class PortalCollector:
             labels=["app", "kind", "stat"],
         )
         merged: dict[tuple[int, str], Figures] = {}
-        figures = token_request_figures(since=now - timedelta(seconds=LATENCY_WINDOW_SECONDS))
+        figures = token_request_figures(
+            since=now - timedelta(seconds=LATENCY_WINDOW_SECONDS), tail=tail
+        )
         for (app_id, _hour, kind, _outcome, _flavor), found in figures.items():
             merged.setdefault((app_id, kind), Figures()).add(found)
         for (app_id, kind), found in sorted(merged.items()):

@@ -364,7 +364,28 @@ class ConfigVariable(models.Model):
                 include=["id"],
                 name="config_variable_due",
                 condition=Q(status__in=list(Status.renewable()), refresh_at__isnull=False),
-            )
+            ),
+            # The pages at a million rows (benchmarks/pages.py): the admin list filtered
+            # by status in its default order (-id), the dashboard's lists of broken,
+            # unrenewable and lapsing connections: each reads its few rows, not all.
+            models.Index(fields=["status", "-id"], name="config_variable_status"),
+            models.Index(
+                fields=["failing_since", "updated_at"],
+                name="config_variable_attention",
+                condition=Q(status__in=list(Status.attention())),
+            ),
+            models.Index(
+                fields=["expires_at"],
+                name="config_variable_no_refresh",
+                condition=Q(status=Status.CONNECTED, refresh_token__isnull=True),
+            ),
+            models.Index(
+                fields=["refresh_token_expires_at"],
+                name="config_variable_refresh_lapse",
+                condition=Q(
+                    status__in=list(Status.renewable()), refresh_token_expires_at__isnull=False
+                ),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -144,11 +144,14 @@ def _bucket() -> Case:
     )
 
 
-def _aggregate(rows: QuerySet[TokenRequest]) -> dict[Key, Figures]:
-    """Figures per key of ``rows``, in one GROUP BY (one result row per key and bucket)."""
+def _aggregate(
+    rows: QuerySet[TokenRequest], unit: type[TruncHour | TruncMinute] = TruncHour
+) -> dict[Key, Figures]:
+    """Figures per key of ``rows`` (the hour, or with ``TruncMinute`` the minute, in the
+    key's second place), in one GROUP BY (one result row per key and bucket)."""
     grouped = (
-        rows.annotate(hour=TruncHour("created_at", tzinfo=UTC), bucket=_bucket())
-        .values_list("app_id", "hour", "kind", "outcome", "flavor", "bucket")
+        rows.annotate(period=unit("created_at", tzinfo=UTC), bucket=_bucket())
+        .values_list("app_id", "period", "kind", "outcome", "flavor", "bucket")
         .annotate(n=Count("pk"), total=Sum("duration_ms"), peak=Max("duration_ms"))
         .order_by()
     )
@@ -180,13 +183,41 @@ def unsummarised(*, since: datetime, through: int | None = None) -> QuerySet[Tok
     return TokenRequest.objects.filter(pk__gt=through, created_at__gte=since)
 
 
-def token_request_figures(*, since: datetime) -> dict[Key, Figures]:
+@dataclass(frozen=True)
+class Unsummarised:
+    """The token requests the summaries do not hold yet (the last minute or two), created
+    since ``since``: figures per App, minute, kind, outcome and flavor. Read once per
+    page and shared by the readers below."""
+
+    since: datetime
+    by_minute: dict[Key, Figures]
+
+
+def unsummarised_figures(*, since: datetime) -> Unsummarised:
+    """One GROUP BY over the rows above the roll-up's watermark (a primary-key range)."""
+    rows = unsummarised(since=since, through=summarised_through())
+    return Unsummarised(since, _aggregate(rows, TruncMinute))
+
+
+def _tail(tail: Unsummarised | None, since: datetime) -> Unsummarised:
+    if tail is None or tail.since > since:
+        return unsummarised_figures(since=since)
+    return tail
+
+
+def token_request_figures(
+    *, since: datetime, tail: Unsummarised | None = None
+) -> dict[Key, Figures]:
     """Every token request from the hour holding ``since`` (UTC) until now, per App, hour,
-    kind, outcome and flavor: the summaries plus the rows not yet summarised. Reads a
-    number of rows bounded by Apps x hours, whatever the traffic."""
-    through = summarised_through()
-    found = _aggregate(unsummarised(since=hour_of(since), through=through))
-    stored = TokenRequestSummary.objects.filter(hour__gte=hour_of(since)).values_list(
+    kind, outcome and flavor: the summaries plus the rows not yet summarised (``tail``,
+    read here when not given). Reads a number of rows bounded by Apps x hours, whatever
+    the traffic."""
+    start = hour_of(since)
+    found: dict[Key, Figures] = {}
+    for (app_id, minute, *rest), figures in _tail(tail, start).by_minute.items():
+        if minute >= start:
+            found.setdefault((app_id, hour_of(minute), *rest), Figures()).add(figures)
+    stored = TokenRequestSummary.objects.filter(hour__gte=start).values_list(
         "app_id", "hour", "kind", "outcome", "flavor", *FIGURES
     )
     for *key, count, total, peak, histogram in stored:
@@ -194,50 +225,43 @@ def token_request_figures(*, since: datetime) -> dict[Key, Figures]:
     return found
 
 
-def token_request_counts(*, since: datetime) -> dict[tuple[int, str, str, int], int]:
+def token_request_counts(
+    *, since: datetime, tail: Unsummarised | None = None
+) -> dict[tuple[int, str, str, int], int]:
     """Token requests per (app_id, kind, outcome, flavor) from the hour holding ``since``:
-    one GROUP BY over the summaries and one over the unsummarised rows."""
-    through = summarised_through()
+    one GROUP BY over the summaries, plus the rows not yet summarised (``tail``)."""
+    start = hour_of(since)
     keys = ("app_id", "kind", "outcome", "flavor")
     counts: dict[tuple[int, str, str, int], int] = {}
     summed = (
-        TokenRequestSummary.objects.filter(hour__gte=hour_of(since))
+        TokenRequestSummary.objects.filter(hour__gte=start)
         .values_list(*keys)
         .annotate(n=Sum("count"))
         .order_by()
     )
-    tail = (
-        unsummarised(since=hour_of(since), through=through)
-        .values_list(*keys)
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for *key, n in [*summed, *tail]:
-        counts[tuple(key)] = counts.get(tuple(key), 0) + n  # type: ignore[index]
+    for app_id, kind, outcome, flavor, n in summed:
+        counts[app_id, kind, outcome, flavor] = n
+    for (app_id, minute, kind, outcome, flavor), figures in _tail(tail, start).by_minute.items():
+        if minute >= start:
+            key = (app_id, kind, outcome, flavor)
+            counts[key] = counts.get(key, 0) + figures.count
     return counts
 
 
-def renewals_per_minute(*, since: datetime, until: datetime) -> dict[datetime, tuple[int, int]]:
+def renewals_per_minute(
+    *, since: datetime, until: datetime, tail: Unsummarised | None = None
+) -> dict[datetime, tuple[int, int]]:
     """(renewal requests, failed ones) per minute in [since, until], non-zero minutes
-    only: ``RenewalMinute`` plus the unsummarised rows (one small GROUP BY)."""
-    through = summarised_through()
+    only: ``RenewalMinute`` plus the rows not yet summarised (``tail``)."""
     per_minute: dict[datetime, list[int]] = {}
     stored = RenewalMinute.objects.filter(minute__gte=since, minute__lte=until)
-    tail = (
-        unsummarised(since=since, through=through)
-        .filter(created_at__lte=until, kind__in=RENEWAL_KINDS)
-        .annotate(minute=TruncMinute("created_at", tzinfo=UTC))
-        .values_list("minute")
-        .annotate(
-            renewals=Count("pk"), failures=Count("pk", filter=Q(outcome__in=Outcome.failures()))
-        )
-        .order_by()
-    )
-    rows = [*stored.values_list("minute", "renewals", "failures"), *tail]
-    for minute, renewals, failures in rows:
-        sums = per_minute.setdefault(minute, [0, 0])
-        sums[0] += renewals
-        sums[1] += failures
+    for minute, renewals, failures in stored.values_list("minute", "renewals", "failures"):
+        per_minute[minute] = [renewals, failures]
+    for (_app, minute, kind, outcome, _flavor), figures in _tail(tail, since).by_minute.items():
+        if since <= minute <= until and kind in RENEWAL_KINDS:
+            sums = per_minute.setdefault(minute, [0, 0])
+            sums[0] += figures.count
+            sums[1] += figures.count if Outcome(outcome).is_failure else 0
     return {m: (r, f) for m, (r, f) in sorted(per_minute.items()) if r or f}
 
 
