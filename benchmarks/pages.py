@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import BenchRefused
+
 PAGE_TARGET_MS = 200.0
 LOG_TARGET_BYTES = 10 * 1024**3
 APPS = 10
@@ -45,10 +47,6 @@ OTHER_TABLES = ("connections_configvariable", "connections_statustransition")
 BODY = "grant_type=refresh_token&refresh_token=%5BREDACTED%5D&scope=offline_access+read"
 HEADERS = '{"Authorization": "Basic [REDACTED]", "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", "User-Agent": "connection-portal"}'  # noqa: E501
 REPLY = '{"access_token": "[REDACTED]", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "[REDACTED]", "scope": "offline_access read"}'  # noqa: E501
-
-
-class Refused(Exception):
-    """The environment is not fit for the benchmark; the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ def _check_environment() -> None:
 
     engine = settings.DATABASES["default"]["ENGINE"]
     if not os.environ.get("DATABASE_URL") or not engine.endswith("postgresql"):
-        raise Refused(
+        raise BenchRefused(
             "The pages benchmark needs a PostgreSQL database of its own (it is emptied): "
             "createdb -h 127.0.0.1 -U postgres pages, then "
             "DATABASE_URL=postgres://postgres@127.0.0.1:5432/pages"
@@ -390,7 +388,7 @@ def time_pages(repeat: int) -> list[Page]:
     for label, url in _pages():
         response = client.get(url, secure=True)
         if response.status_code != 200:
-            raise Refused(f"{url} answered {response.status_code}")
+            raise BenchRefused(f"{url} answered {response.status_code}")
         times = []
         for _ in range(repeat):
             started = time.perf_counter()
@@ -462,7 +460,7 @@ def main(argv: Sequence[str]) -> int:
     options = _arguments(argv)
     try:
         _check_environment()
-    except Refused as exc:
+    except BenchRefused as exc:
         print(exc, file=sys.stderr)
         return 2
     call_command("migrate", verbosity=0)

@@ -101,10 +101,13 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        estimate = estimated_count(self.object_list)
+        rows = self.object_list
+        if not isinstance(rows, QuerySet):  # a list: its length is known
+            return len(rows)
+        estimate = estimated_count(rows)
         if estimate is not None and estimate > ESTIMATE_ABOVE:
             return estimate
-        return self.object_list[: ESTIMATE_ABOVE + 1].count()
+        return rows[: ESTIMATE_ABOVE + 1].count()
 
 
 class BigTableAdmin(admin.ModelAdmin):

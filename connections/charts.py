@@ -308,7 +308,7 @@ def dashboard_charts(data: Dashboard) -> Charts:
         for status, label in Status.choices
         if any(c and c.get(status) for c in columns)
     ]
-    by_app = []
+    by_app: list[AppRow] = []
     for row in data.by_app:
         name = row.name
         trend = data.trends.get(row.app_id)

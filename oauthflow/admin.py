@@ -68,7 +68,9 @@ class TokenRequestAdmin(BigTableAdmin):
             shown.get(f.name, f.name) for f in TokenRequest._meta.fields
         ]
 
-    def get_fields(self, request: HttpRequest, obj: TokenRequest | None = None) -> list[str]:
+    def get_fields(  # type: ignore[override]  # plain names: a subset of Django's shapes
+        self, request: HttpRequest, obj: TokenRequest | None = None
+    ) -> list[str]:
         return self.get_readonly_fields(request, obj)
 
     @admin.display(description="Diagnosis")

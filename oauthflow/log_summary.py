@@ -214,14 +214,16 @@ def token_request_figures(
     the traffic."""
     start = hour_of(since)
     found: dict[Key, Figures] = {}
-    for (app_id, minute, *rest), figures in _tail(tail, start).by_minute.items():
+    for (app_id, minute, kind, outcome, flavor), figures in _tail(tail, start).by_minute.items():
         if minute >= start:
-            found.setdefault((app_id, hour_of(minute), *rest), Figures()).add(figures)
+            key = (app_id, hour_of(minute), kind, outcome, flavor)
+            found.setdefault(key, Figures()).add(figures)
     stored = TokenRequestSummary.objects.filter(hour__gte=start).values_list(
         "app_id", "hour", "kind", "outcome", "flavor", *FIGURES
     )
-    for *key, count, total, peak, histogram in stored:
-        found.setdefault(tuple(key), Figures()).add(_figures(count, total, peak, histogram))
+    for app_id, hour, kind, outcome, flavor, count, total, peak, histogram in stored:
+        figures = _figures(count, total, peak, histogram)
+        found.setdefault((app_id, hour, kind, outcome, flavor), Figures()).add(figures)
     return found
 
 

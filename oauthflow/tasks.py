@@ -7,6 +7,7 @@ tokens stay encrypted in the database.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
