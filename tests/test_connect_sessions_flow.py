@@ -289,3 +289,13 @@ def test_a_bound_browser_types_customer_inputs_like_a_portal_user(customer, crm)
     cv = ConfigVariable.objects.get(connection=zendesk)
     assert cv.customer == customer
     assert ConnectSession.objects.get().config_variable == cv
+
+
+def test_a_bound_browser_is_never_pointed_at_the_portal_login(crm, customer):
+    """The header of an end user's pages does not link to the portal (which would ask
+    for a login they do not have)."""
+    browser = _opened(_session(customer, ["crm"]))
+    page = browser.get(reverse("connect_sessions:page"), follow=True)
+    assert page.status_code == 200
+    portal = reverse("connections:portal")
+    assert f'href="{portal}"' not in page.content.decode()
