@@ -15,7 +15,9 @@ roll-up has not counted yet. Then it times ``/metrics``, the health dashboard an
 admin change list (unfiltered and with a filter) as an admin through Django's test
 client (the median of ``--repeat`` requests after one warm-up), and prints each time,
 the database and log sizes, and the targets of issue 15 (< 200 ms a page, log < 10 GB)
-with pass or fail. ``--reuse`` keeps data already generated for the same size.
+with pass or fail; last, it times the beat task's roll-up of the uncounted rows (it must
+take less than the traffic it rolls up). ``--reuse`` keeps data already generated for
+the same size (and adds a fresh minute and a half of uncounted renewals).
 """
 
 from __future__ import annotations
@@ -248,16 +250,23 @@ def _generate_log(n: int, app_ids: list[int]) -> None:
     TokenLogState.objects.update_or_create(
         pk=1, defaults={"summarised_id": newest, "horizon_id": newest, "pruned_id": newest}
     )
+    _generate_tail(n, app_ids)
+    _generate_summaries(n, app_ids, failures)
+
+
+def _generate_tail(n: int, app_ids: list[int]) -> None:
+    """The renewals of the last ``TAIL_SECONDS``, which the roll-up has not counted yet
+    (other ConfigVariables on every run: the roll-up deletes their oldest success)."""
     tail = n * TAIL_SECONDS // 3600
+    offset = int(time.time()) % n
     _token_requests(
         tail,
         app_ids=app_ids,
         n=n,
-        row=f"((g * 104729) % {n} + 1)",
+        row=f"((g * 104729 + {offset}) % {n} + 1)",
         created_at=f"now() - (g % {TAIL_SECONDS}) * interval '1 second'",
     )
     _progress(f"{tail:,} rows not yet rolled up")
-    _generate_summaries(n, app_ids, failures)
 
 
 def _generate_summaries(n: int, app_ids: list[int], failures: int) -> None:
@@ -319,8 +328,13 @@ def generate(n: int, *, reuse: bool) -> float:
     started = time.perf_counter()
     if reuse and ConfigVariable.objects.count() == n:
         from connections.metrics_history import status_snapshot_take
+        from connections.models import App
 
         _progress(f"reusing {n:,} ConfigVariables")
+        app_ids = list(
+            App.objects.filter(slug__startswith="pages-app-").values_list("pk", flat=True)
+        )
+        _generate_tail(n, sorted(app_ids))
         status_snapshot_take()  # as the sweep would have by now
         return 0.0
     _empty()
@@ -399,6 +413,33 @@ def time_pages(repeat: int) -> list[Page]:
     return timed
 
 
+@dataclass(frozen=True)
+class RollUpTimed:
+    seconds: float
+    summarised: int
+    deleted: int
+
+
+def time_roll_up() -> RollUpTimed:
+    """The beat task's work on the rows not yet rolled up (``TAIL_SECONDS`` of renewals):
+    a first run takes the horizon, a second (past the settle delay) counts and prunes."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from oauthflow.log_summary import token_log_roll_up
+
+    now = timezone.now()
+    token_log_roll_up(now=now)
+    started = time.perf_counter()
+    result = token_log_roll_up(now=now + timedelta(seconds=settings.TOKEN_LOG_SETTLE_SECONDS))
+    seconds = time.perf_counter() - started
+    deleted = result.pruned_successes + result.pruned_expired
+    _progress(f"roll-up: {result.summarised:,} counted, {deleted:,} deleted in {seconds:.1f} s")
+    return RollUpTimed(seconds, result.summarised, deleted)
+
+
 def sizes() -> dict[str, int]:
     """Bytes: the database, then each log table and the big tables (with indexes)."""
     found = {"database": _sql("SELECT pg_database_size(current_database())")[0][0]}
@@ -411,7 +452,9 @@ def _rows(table: str) -> int:
     return int(_sql("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])[0][0])
 
 
-def report(argv: Sequence[str], n: int, generated: float, pages: list[Page]) -> str:
+def report(
+    argv: Sequence[str], n: int, generated: float, pages: list[Page], roll_up: RollUpTimed
+) -> str:
     found = sizes()
     log = sum(found[t] for t in LOG_TABLES)
     lines = [
@@ -431,6 +474,9 @@ def report(argv: Sequence[str], n: int, generated: float, pages: list[Page]) -> 
     lines += [
         f"{'database':<40} {'':>14} {found['database'] / 1024**2:>9,.0f} MB",
         "",
+        f"roll-up of the last {TAIL_SECONDS} s of renewals: {roll_up.summarised:,} counted, "
+        f"{roll_up.deleted:,} deleted in {roll_up.seconds:.1f} s, keeps pace (< {TAIL_SECONDS} s): "
+        + ("pass" if roll_up.seconds < TAIL_SECONDS else "FAIL"),
         f"token-request log (rows + summaries): {log / 1024**3:.2f} GB, target < 10 GB: "
         + ("pass" if log < LOG_TARGET_BYTES else "FAIL"),
         f"pages under {PAGE_TARGET_MS:.0f} ms: {sum(p.ms < PAGE_TARGET_MS for p in pages)}"
@@ -466,7 +512,8 @@ def main(argv: Sequence[str]) -> int:
     call_command("migrate", verbosity=0)
     generated = generate(options.connections, reuse=options.reuse)
     pages = time_pages(options.repeat)
-    print(report(argv, options.connections, generated, pages))
+    roll_up = time_roll_up()  # after the pages: they were timed with the tail in place
+    print(report(argv, options.connections, generated, pages, roll_up))
     return 0
 
 

@@ -391,20 +391,31 @@ def _delete(ids: Iterable[int]) -> int:
     return deleted
 
 
-def surplus_successes(*, low: int, high: int, through: int) -> QuerySet[TokenRequest]:
+def surplus_successes(
+    *, low: int, high: int, through: int, per_app: bool = False
+) -> QuerySet[TokenRequest]:
     """Successful requests (id <= ``through``) no longer needed in full, among the
-    ConfigVariables (or Apps, for requests for no ConfigVariable) that had a success with
-    ``low < id <= high``: all but each one's newest ``TOKEN_LOG_KEEP_SUCCESSES``, leaving
-    any success whose chain also holds other requests (failed flavors before it)."""
+    ConfigVariables (``per_app``: the Apps, for requests for no ConfigVariable) that had a
+    success with ``low < id <= high``: all but each one's newest
+    ``TOKEN_LOG_KEEP_SUCCESSES``, leaving any success whose chain also holds other
+    requests (failed flavors before it). Two queries rather than one with an OR, which
+    PostgreSQL could only answer by reading the whole log."""
     touched = TokenRequest.objects.filter(pk__gt=low, pk__lte=high, outcome=Outcome.SUCCEEDED)
-    for_rows = touched.exclude(config_variable=None).values("config_variable_id")
-    for_apps = touched.filter(config_variable=None).values("app_id")
+    if per_app:
+        among = Q(
+            config_variable=None, app_id__in=touched.filter(config_variable=None).values("app_id")
+        )
+    else:
+        among = Q(
+            config_variable_id__in=touched.exclude(config_variable=None).values(
+                "config_variable_id"
+            )
+        )
     lone = ~Exists(
         TokenRequest.objects.filter(chain_id=OuterRef("chain_id")).exclude(pk=OuterRef("pk"))
     )
     return (
-        TokenRequest.objects.filter(pk__lte=through, outcome=Outcome.SUCCEEDED)
-        .filter(Q(config_variable_id__in=for_rows) | Q(config_variable=None, app_id__in=for_apps))
+        TokenRequest.objects.filter(among, pk__lte=through, outcome=Outcome.SUCCEEDED)
         .filter(lone)
         .annotate(
             newest=Window(
@@ -424,9 +435,13 @@ def _prune_surplus_successes(*, budget: list[int]) -> int:
     while low < through and budget[0] > 0:
         budget[0] -= 1
         high = min(low + settings.TOKEN_LOG_BATCH, through)
-        ids = list(
-            surplus_successes(low=low, high=high, through=through).values_list("pk", flat=True)
-        )
+        ids = [
+            pk
+            for per_app in (False, True)
+            for pk in surplus_successes(
+                low=low, high=high, through=through, per_app=per_app
+            ).values_list("pk", flat=True)
+        ]
         for start in range(0, len(ids), settings.TOKEN_LOG_BATCH):
             deleted += _delete(ids[start : start + settings.TOKEN_LOG_BATCH])
         TokenLogState.objects.filter(pk=1, pruned_id=low).update(pruned_id=high)
