@@ -295,3 +295,19 @@ def test_a_big_fleet_s_counts_come_from_the_sweep_s_snapshot(admin_client, monke
         and "WHERE" not in q["sql"]
     ]
     assert every_row == []
+
+
+def test_a_big_table_s_list_shows_postgresql_s_estimate_and_counts_nothing(
+    admin_client, monkeypatch
+):
+    from connections import admin_common
+
+    cv = ConfigVariableFactory()
+    _request(cv.connection.app, cv=cv)
+    monkeypatch.setattr(admin_common, "estimated_count", lambda _: 123_456_789)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(reverse("admin:oauthflow_tokenrequest_changelist"))
+
+    assert "123456789 token requests" in response.content.decode()
+    assert _counts_of(queries, "oauthflow_tokenrequest") == []
