@@ -3,7 +3,8 @@
 The renewal sweep calls ``status_snapshot_take`` on every run; at most one snapshot is
 stored per 5-minute slot (the slot is unique, so two sweeps racing store one row) and
 snapshots older than 7 days are pruned when a new one is stored: at most 2,016 rows.
-A snapshot also holds the counts per Connection (``counts["by_connection"]``): for a
+The newest snapshot also holds the counts per Connection (``counts["by_connection"]``,
+removed from it when the next is taken): for a
 fleet too big to count on every page view, the dashboard and ``/metrics`` read the
 newest snapshot (:func:`fleet_counts`), at most 5 minutes old, rather than grouping a
 million rows per request.
@@ -117,7 +118,9 @@ def fleet_counts(*, now: datetime | None = None) -> FleetCounts:
     apps: dict[int, dict[str, int]] = {}
     connection_apps = dict(Connection.objects.values_list("pk", "app_id"))
     for connection_id, counts in by_connection.items():
-        into = apps.setdefault(connection_apps.get(connection_id, 0), {})
+        if connection_id not in connection_apps:  # deleted since the snapshot
+            continue
+        into = apps.setdefault(connection_apps[connection_id], {})
         for status, n in counts.items():
             into[status] = into.get(status, 0) + n
     names = {
@@ -149,6 +152,13 @@ def status_snapshot_take(*, now: datetime | None = None) -> StatusSnapshot | Non
     )
     if not created:  # another sweep stored this slot between the two queries
         return None
+    # Only the newest snapshot keeps the counts per Connection: the history chart reads
+    # 288 snapshots, which stay small however many Connections there are.
+    for older in StatusSnapshot.objects.filter(counts__has_key=BY_CONNECTION, slot__lt=slot).only(
+        "counts"
+    ):
+        older.counts.pop(BY_CONNECTION, None)
+        older.save(update_fields=["counts"])
     StatusSnapshot.objects.filter(slot__lt=now - SNAPSHOT_KEEP).delete()
     return snapshot
 

@@ -311,3 +311,15 @@ def test_a_big_table_s_list_shows_postgresql_s_estimate_and_counts_nothing(
 
     assert "123456789 token requests" in response.content.decode()
     assert _counts_of(queries, "oauthflow_tokenrequest") == []
+
+
+def test_only_the_newest_snapshot_keeps_the_counts_per_connection():
+    from connections.metrics_history import BY_CONNECTION, status_snapshot_take
+
+    cv = ConfigVariableFactory()
+    first = status_snapshot_take(now=NOW)
+    second = status_snapshot_take(now=NOW + timedelta(minutes=5))
+    first.refresh_from_db()
+
+    assert BY_CONNECTION not in first.counts
+    assert second.counts[BY_CONNECTION] == {str(cv.connection_id): {cv.status: 1}}
