@@ -462,6 +462,8 @@ def report(
         + " ".join(argv),
         f"{n:,} ConfigVariables, a month of hourly renewals in the bounded log's shape"
         + (f" (generated in {generated:.0f} s)" if generated else " (reused)"),
+        # Shared machines: times grow with the other work running beside the benchmark.
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) after timing",
         "",
         f"{'page':<62} {'ms':>8}  target < {PAGE_TARGET_MS:.0f} ms",
     ]
