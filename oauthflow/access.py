@@ -72,6 +72,13 @@ def _usable(config_variable: ConfigVariable, min_valid_seconds: float) -> bool:
 
 
 def _token(config_variable: ConfigVariable) -> AccessToken:
+    """The stored token as served. Raises ``ReauthorizationRequired`` for a row that
+    holds none (only a Connect gives one)."""
+    if not config_variable.access_token:
+        raise ReauthorizationRequired(
+            "The connection holds no access token; the customer must connect it again.",
+            diagnosis=config_variable.diagnosis,
+        )
     return AccessToken(
         access_token=config_variable.access_token,
         token_type=bearer_type(config_variable.token_type),

@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
@@ -24,6 +25,9 @@ import urllib3
 from django.conf import settings
 
 from oauthflow.exceptions import ProviderUnavailable
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 from oauthflow.netguard import (
     BlockedDestination,
     UnresolvableHost,
@@ -90,14 +94,15 @@ class PinnedAdapter(requests.adapters.HTTPAdapter):
         request: requests.PreparedRequest,
         verify: bool | str,
         cert: str | tuple[str, str] | None = None,
-    ) -> tuple[dict, dict]:
+    ) -> tuple[_HostParams, _PoolKwargs]:
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
         address = getattr(request, "connect_to", None)
         if address is not None:
             if host_params["scheme"] == "https":
-                pool_kwargs["server_hostname"] = host_params["host"]
+                # The stubs' _PoolKwargs omits it; urllib3's HTTPSConnectionPool takes it.
+                pool_kwargs["server_hostname"] = host_params["host"]  # type: ignore[typeddict-unknown-key]
             host_params["host"] = address
         return host_params, pool_kwargs
 

@@ -33,8 +33,9 @@ def dispatch(task: Task, *args: Any, queue: str | None = None, **kwargs: Any) ->
     """Send ``task`` to the broker; when the broker is down, run it here and now instead,
     so a customer's Connect or callback is never lost with the row half-way (a code
     lives minutes: the web process exchanging it itself beats a 500)."""
+    options: dict[str, Any] = {"queue": queue} if queue else {}  # none: the task's route
     try:
-        task.apply_async(args=args, kwargs=kwargs, queue=queue)
+        task.apply_async(args=args, kwargs=kwargs, **options)
     except BROKER_DOWN:
         logger.warning(
             "oauthflow.tasks.broker_down_running_inline task=%s", task.name, exc_info=True

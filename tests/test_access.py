@@ -43,6 +43,14 @@ def test_a_fresh_token_is_returned_without_a_request():
         assert get_access_token(config_variable_id=cv.pk).access_token == "old-access"
 
 
+def test_a_row_without_an_access_token_is_never_served_as_one():
+    # "Too early" was the app's last word and the lifetime has not run out, but no token
+    # is stored: the integration gets a reason, not a null token.
+    cv = _connected(30, access_token=None, diagnosis="too_early")
+    with responses.RequestsMock(), pytest.raises(ReauthorizationRequired, match="no access token"):
+        get_access_token(config_variable_id=cv.pk)
+
+
 @responses.activate
 def test_an_expiring_token_is_renewed_first():
     cv = _connected(10)
