@@ -56,6 +56,25 @@ def url_parts(url: str) -> tuple[str, str, int, str] | None:
     )
 
 
+def path_problem(url: str) -> str:
+    """Why the path of ``url`` could lead a browser elsewhere than it reads, or "".
+
+    Browsers resolve ``.`` and ``..`` segments, percent-encoded ones too (``%2e``, any
+    case; WHATWG URL, "single-dot" and "double-dot" segments) and read ``\\`` as ``/``,
+    so ``/integrations/%2e%2e/admin`` lands on ``/admin``. These, and ``;`` path
+    parameters, are refused rather than normalised: a return URL never needs them, and
+    a prefix check on the path as written then means what it says."""
+    path = urlsplit(url.strip()).path
+    if "\\" in path:
+        return "Its path has a backslash (\\); browsers read it as /."
+    if ";" in path:
+        return "Its path has a ; (path parameters are not allowed)."
+    segments = (segment.lower().replace("%2e", ".") for segment in path.split("/"))
+    if any(segment in {".", ".."} for segment in segments):
+        return "Its path has a . or .. segment (also as %2e); browsers resolve it."
+    return ""
+
+
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of ``url`` (the default port left out): the exact target
     origin a popup posts its message to (HTML's ``postMessage``)."""
@@ -71,10 +90,12 @@ class ReturnUrlAllowed(models.Model):
     """An allowed return URL prefix, set by an admin.
 
     Matching rule: a ``return_url`` matches when its scheme, host (case-insensitive) and
-    port (the scheme's default when absent) equal the entry's, and its path starts with
+    port (the scheme's default when absent) equal the entry's, its path has no dot
+    segment, ``;`` or backslash (``path_problem``), and its path starts with
     the entry's path at a segment boundary: the entry ``https://app.example.com/embed``
     allows ``/embed`` and ``/embed/done`` but not ``/embedded``; an entry with no path
-    (an origin) allows every path. Query and fragment never matter."""
+    (an origin) allows every path. Query and fragment never matter. The list is the
+    portal's, one for all customers (not per customer)."""
 
     url = models.CharField(
         "allowed URL",
@@ -105,9 +126,13 @@ class ReturnUrlAllowed(models.Model):
             raise ValidationError({"url": problem})
         if urlsplit(self.url).query or urlsplit(self.url).fragment:
             raise ValidationError({"url": "Leave out the query and fragment (?…, #…)."})
+        if path_problem(self.url):
+            raise ValidationError({"url": path_problem(self.url)})
 
     def matches(self, url: str) -> bool:
         """Whether ``url`` is allowed by this entry (the rule in the class docstring)."""
+        if path_problem(url):
+            return False
         mine, theirs = url_parts(self.url), url_parts(url)
         if mine is None or theirs is None or mine[:3] != theirs[:3]:
             return False

@@ -32,6 +32,7 @@ from connect_sessions.models import (
     ReturnUrlAllowed,
     SessionOutcome,
     origin_of,
+    path_problem,
     url_parts,
 )
 from connections.models import ConfigVariable, Connection, Customer, Status
@@ -189,6 +190,11 @@ def _checked_return_url(url: str) -> str:
             "return_url",
             f"Give the absolute http(s) URL to send the end user back to (at most "
             f"{MAX_URL_LENGTH} characters, no user name or password in it).",
+        )
+    problem = path_problem(url)
+    if problem:
+        raise ConnectSessionRejected(
+            "return_url", f"{url[:200]} can not be a return URL. {problem}"
         )
     if not return_url_allowed(url):
         raise ConnectSessionRejected(

@@ -1,8 +1,9 @@
 """The end user's pages: the connect link, the connect-session page, the finish page.
 
 None needs a portal login; the browser is bound to its connect session when it opens
-the link (``connect_sessions.actor``). Connect and the callback are the portal's own
-views (``oauthflow.views``), which ask the actor where to go next.
+the link, and unbound when the finish page has shown the outcome
+(``connect_sessions.actor``). The page's Connect and the callback are ``oauthflow.views``,
+which ask the actor where to go next.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connect_sessions.actor import bind, bound_session, keep_opener
+from connect_sessions.actor import bind, bound_session, keep_opener, unbind
 from connect_sessions.models import ConnectSession, Mode
 from connect_sessions.services import (
     ConnectSessionUnavailable,
@@ -102,6 +103,8 @@ def finish(request: HttpRequest) -> HttpResponse:
             "poll_seconds": FINISH_POLL_SECONDS,
         }
         return keep_opener(render(request, "connect_sessions/finishing.html", context))
+    # Ended: the browser keeps nothing of it (connect_sessions.actor); a reload is a 410.
+    unbind(request)
     if connect_session.mode == Mode.REDIRECT:
         return keep_opener(HttpResponseRedirect(result_url(connect_session)))
     context = {

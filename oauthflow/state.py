@@ -81,3 +81,17 @@ def state_consume(*, session: SessionBase, state: str) -> ConsumedState:
         return ConsumedState(config_variable_id=uuid.UUID(payload["cv"]), nonce=payload["n"])
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidState("This sign-in link was altered, so it cannot be trusted.") from exc
+
+
+def state_nonce(state: str) -> str | None:
+    """The nonce a ``state`` carries, read without spending or age-checking it; None when
+    it is missing, damaged or altered. Only to find which flow a callback belongs to
+    (``connect_sessions.actor.callback_actor``): ``state_consume`` still decides."""
+    if not state or len(state) > MAX_STATE_LENGTH:
+        return None
+    try:
+        payload = signing.loads(state, salt=SALT)
+    except signing.BadSignature:
+        return None
+    nonce = payload.get("n") if isinstance(payload, dict) else None
+    return nonce if isinstance(nonce, str) else None

@@ -10,9 +10,17 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from connect_sessions.actor import Actor, actor_for, keep_opener
+from connect_sessions.actor import (
+    Actor,
+    callback_actor,
+    flow_started,
+    keep_opener,
+    portal_actor,
+    session_actor,
+)
 from connect_sessions.models import SessionOutcome
 from connect_sessions.services import (
     ConnectSessionUnavailable,
@@ -53,7 +61,10 @@ def _inputs_form(
         for item in inputs.declared(connection.app)
     ]
     overall = errors.get("__all__", "")
+    # The form posts back to the Connect it came from (the portal's or the session's).
+    name = "oauthflow:connect" if actor.connect_session is None else "oauthflow:session_connect"
     context = {
+        "form_action": reverse(name, args=[connection.slug]),
         "connection": connection,
         "fields": fields,
         "overall_error": overall,
@@ -69,20 +80,32 @@ def _presented(actor: Actor, response: HttpResponse) -> HttpResponse:
 
 @require_POST
 def connect(request: HttpRequest, slug: str) -> HttpResponse:
-    """Start connecting the actor's customer to ``slug``: off to the app to consent, or,
-    for client credentials, straight to fetching a token. An App with customer inputs
-    (a subdomain) first asks for them (``oauthflow.inputs``).
-
-    The actor (``connect_sessions.actor``) is the signed-in customer user, or a browser
-    bound to a connect session: then only the session's Connections (others: 404), and
-    only while it is open and unexpired (else the 410 page; nothing changes)."""
-    actor = actor_for(request)
+    """The portal's Connect: start connecting the signed-in user's customer to ``slug``
+    (``_connect``). A connect-session binding in this browser plays no part
+    (``connect_sessions.actor``)."""
+    actor = portal_actor(request)
     if actor is None:
         return redirect_to_login(request.get_full_path())
+    return _connect(request, actor, slug)
+
+
+@require_POST
+def session_connect(request: HttpRequest, slug: str) -> HttpResponse:
+    """The connect-session page's Connect: for the session this browser is bound to,
+    only its Connections (others: 404), and only while it is open and unexpired (else
+    the 410 page; nothing changes)."""
+    actor = session_actor(request)
+    if actor is None or actor.connect_session is None or not actor.connect_session.can_connect:
+        return unavailable(request)
+    return _connect(request, actor, slug)
+
+
+def _connect(request: HttpRequest, actor: Actor, slug: str) -> HttpResponse:
+    """Start connecting the actor's customer to ``slug``: off to the app to consent, or,
+    for client credentials, straight to fetching a token. An App with customer inputs
+    (a subdomain) first asks for them (``oauthflow.inputs``)."""
     connection = actor.connection(slug)
     session = actor.connect_session
-    if session is not None and not session.can_connect:
-        return unavailable(request)
     config_variable = config_variable_get_or_create(customer=actor.customer, connection=connection)
     if inputs.declared(connection.app):
         if "inputs" not in request.POST:
@@ -111,6 +134,8 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
         )
         return _presented(actor, redirect(actor.after_connect_url(config_variable)))
     url = exchange.authorization_start(session=request.session, config_variable=config_variable)
+    if session is not None:
+        flow_started(request, nonce=config_variable.flow_nonce, connect_session=session)
     return _presented(actor, HttpResponseRedirect(url))
 
 
@@ -123,7 +148,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     params = {
         name: value for name, value in list(request.GET.dict().items())[:50] if len(name) <= 64
     }
-    actor = actor_for(request)
+    actor = callback_actor(request, state=params.get("state", ""))
     session = actor.connect_session if actor is not None else None
     try:
         config_variable = exchange.callback_accept(session=request.session, params=params)

@@ -265,7 +265,7 @@ def test_a_session_expiring_after_it_was_opened_can_not_connect(allowed, crm):
     browser.get(reverse("connect_sessions:open", args=[issued.token]))
     ConnectSession.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     assert browser.get(reverse("connect_sessions:page")).status_code == 410
-    response = browser.post(reverse("oauthflow:connect", args=[crm.slug]))
+    response = browser.post(reverse("oauthflow:session_connect", args=[crm.slug]))
     assert response.status_code == 410
     assert not crm.config_variables.exists()
 

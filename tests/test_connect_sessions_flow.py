@@ -57,7 +57,7 @@ def _opened(issued) -> Client:
 
 def _connect(browser: Client, slug: str) -> str:
     """Press Connect; the state the app is sent."""
-    response = browser.post(reverse("oauthflow:connect", args=[slug]))
+    response = browser.post(reverse("oauthflow:session_connect", args=[slug]))
     assert response.status_code == 302, response.content
     return parse_qs(urlsplit(response["Location"]).query)["state"][0]
 
@@ -102,11 +102,10 @@ def test_redirect_mode_ends_at_the_return_url_with_the_outcome(
     assert session.finished_at is not None
     assert session.outcome == SessionOutcome.CONNECTED
     assert session.config_variable == cv
-    # Finished: no further Connect from this browser, the page sends it back.
-    assert browser.post(reverse("oauthflow:connect", args=["crm"])).status_code == 410
-    assert browser.get(reverse("connect_sessions:page"))["Location"] == reverse(
-        "connect_sessions:finish"
-    )
+    # Finished: the browser is unbound; no further Connect, the pages are gone.
+    assert browser.post(reverse("oauthflow:session_connect", args=["crm"])).status_code == 410
+    assert browser.get(reverse("connect_sessions:page")).status_code == 410
+    assert browser.get(reverse("connect_sessions:finish")).status_code == 410
 
 
 @responses.activate
@@ -196,7 +195,7 @@ def test_client_credentials_connect_goes_to_the_finish_page(
     responses.post(TOKEN_URL, json={"access_token": "at-cc", "expires_in": 3600})
     browser = _opened(_session(customer, ["machine"]))
     with django_capture_on_commit_callbacks(execute=True):
-        response = browser.post(reverse("oauthflow:connect", args=["machine"]))
+        response = browser.post(reverse("oauthflow:session_connect", args=["machine"]))
     assert response["Location"] == reverse("connect_sessions:finish")
     assert ConfigVariable.objects.get(connection=machine).status == Status.CONNECTED
     done = browser.get(reverse("connect_sessions:finish"))
@@ -206,7 +205,7 @@ def test_client_credentials_connect_goes_to_the_finish_page(
 def test_a_bound_browser_can_not_connect_a_connection_it_was_not_allowed(crm, customer):
     other = ConnectionFactory(slug="other")
     browser = _opened(_session(customer, ["crm"]))
-    assert browser.post(reverse("oauthflow:connect", args=[other.slug])).status_code == 404
+    assert browser.post(reverse("oauthflow:session_connect", args=[other.slug])).status_code == 404
     assert not ConfigVariable.objects.exists()
     assert "other" not in browser.get(reverse("connect_sessions:page")).text.lower()
 
@@ -274,16 +273,16 @@ def test_a_bound_browser_types_customer_inputs_like_a_portal_user(customer, crm)
         ),
     )
     browser = _opened(_session(customer, ["zendesk"]))
-    form = browser.post(reverse("oauthflow:connect", args=["zendesk"]))
+    form = browser.post(reverse("oauthflow:session_connect", args=["zendesk"]))
     assert form.status_code == 200
     assert "Your subdomain" in form.text
     assert f'href="{reverse("connect_sessions:page")}"' in form.text  # back to the session
     bad = browser.post(
-        reverse("oauthflow:connect", args=["zendesk"]), {"inputs": "1", "subdomain": "a b"}
+        reverse("oauthflow:session_connect", args=["zendesk"]), {"inputs": "1", "subdomain": "a b"}
     )
     assert bad.status_code == 400
     response = browser.post(
-        reverse("oauthflow:connect", args=["zendesk"]), {"inputs": "1", "subdomain": "acme"}
+        reverse("oauthflow:session_connect", args=["zendesk"]), {"inputs": "1", "subdomain": "acme"}
     )
     assert response["Location"].startswith("https://acme.zendesk.com/oauth/authorizations/new?")
     cv = ConfigVariable.objects.get(connection=zendesk)

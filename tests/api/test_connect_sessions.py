@@ -132,3 +132,35 @@ def test_the_link_opens_the_connect_page(env_client, widgets, client):
     page = client.get(link.removeprefix("http://testserver"), follow=True)
     assert page.status_code == 200
     assert ConnectSession.objects.get().opened_at is not None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/integrations/../admin",
+        "/integrations/%2e%2e/admin",
+        "/integrations/%2E%2E/%2E%2E/evil",
+        "/integrations/.%2e/admin",
+        "/integrations/x;/../../admin",
+        "/integrations/./../admin",
+        "/integrations/./done",
+        "/integrations/x;p=1/done",
+        "/integrations/a\\..\\admin",
+        "/integrations/.\t./admin",
+    ],
+)
+def test_a_return_url_escaping_the_allowed_prefix_is_refused(env_client, widgets, path):
+    """Browsers resolve dot segments (also %2e) and read \\ as /: the end user would land
+    outside /integrations, so the API refuses them."""
+    response = _post(env_client, _body(return_url="https://app.example.com" + path))
+    assert response.status_code == 400
+    assert response.json()["field"] == "return_url"
+    assert not ConnectSession.objects.exists()
+
+
+def test_an_allow_list_entry_with_a_dot_segment_is_refused_in_the_admin():
+    from django.core.exceptions import ValidationError
+
+    entry = ReturnUrlAllowed(url="https://app.example.com/a/../b")
+    with pytest.raises(ValidationError, match="segment"):
+        entry.clean()
