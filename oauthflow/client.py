@@ -107,13 +107,23 @@ class PinnedAdapter(requests.adapters.HTTPAdapter):
         return host_params, pool_kwargs
 
 
+# Origins (address, port, host name) whose connection pools a process keeps.
+POOLED_ORIGINS = 100
+
+
 @cache
 def token_session() -> requests.Session:
     """The process's session: it only holds the pooled connections (its adapters), so
-    it is shared by every thread. ``send`` bypasses its request layer."""
+    it is shared by every thread. ``send`` bypasses its request layer.
+
+    Each origin's pool keeps as many connections as the renewal service has requests in
+    flight (``RENEWAL_BATCH_THREADS``, at least urllib3's 10): a smaller pool would
+    close a connection after each surplus request and open a new one (TCP and TLS
+    handshakes) for the next."""
     session = requests.Session()
+    size = max(10, settings.RENEWAL_BATCH_THREADS)
     for prefix in ("https://", "http://"):
-        session.mount(prefix, PinnedAdapter())
+        session.mount(prefix, PinnedAdapter(pool_connections=POOLED_ORIGINS, pool_maxsize=size))
     return session
 
 

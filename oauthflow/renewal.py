@@ -125,8 +125,28 @@ class RenewalOutcome:
         return self.rows.get(uuid.UUID(str(config_variable_id)))
 
 
-def _attempt(config_variable: ConfigVariable, first_fetch: bool) -> Attempt:
-    attempt = Attempt(config_variable, first_fetch=first_fetch)
+@dataclass(frozen=True)
+class _Plan:
+    """What a pool thread needs to decide, without a query, whether to start a row:
+    the rule, the lease (its ``held`` set is refreshed by the calling thread) and the
+    time after which no chain starts (``time.monotonic()``)."""
+
+    rule: Renewal
+    lease: LeaseSet
+    deadline: float
+
+
+def _attempt(config_variable: ConfigVariable, index: int, plan: _Plan) -> Attempt:
+    """Run one row's chain on a pool thread (no query), unless, when the thread gets to
+    it, the row is not held any more (another worker took it after our lease lapsed),
+    no longer needed, or (after the first row) past the time budget."""
+    attempt = Attempt(config_variable, first_fetch=_first_fetch(config_variable))
+    if index and time.monotonic() > plan.deadline:
+        attempt.not_tried = "deferred"
+        return attempt
+    if config_variable.pk not in plan.lease.held or not plan.rule.needed(config_variable):
+        attempt.not_tried = "skipped"
+        return attempt
     try:
         attempt.kind, fields = renewal_fields(config_variable)
         attempt.result = run_token_chain(
@@ -141,13 +161,13 @@ def _attempt(config_variable: ConfigVariable, first_fetch: bool) -> Attempt:
     return attempt
 
 
-def _drain(
-    in_flight: set[Future[Attempt]], writer: RenewalWriter, lease: LeaseSet, *, until: int
-) -> None:
-    """Take finished chains until at most ``until`` are in flight, flushing rows that
+def _drain(in_flight: set[Future[Attempt]], writer: RenewalWriter, lease: LeaseSet) -> None:
+    """Take chains as they finish and hand them to the writer, flushing rows that
     waited ``FLUSH_AFTER`` seconds meanwhile (a slow chain does not hold them back) and
-    keeping the leases alive (this thread makes every query; the pool's make none)."""
-    while len(in_flight) > until:
+    keeping the leases alive (this thread makes every query; the pool's make none).
+    The pool starts the next row whenever a thread is free, also while this thread
+    writes, so the requests in flight stay ``RENEWAL_BATCH_THREADS``."""
+    while in_flight:
         done, _ = wait(
             in_flight, timeout=min(FLUSH_AFTER, lease.interval()), return_when=FIRST_COMPLETED
         )
@@ -209,9 +229,9 @@ def config_variables_renew(
     deadline = (
         time.monotonic() + settings.CELERY_TASK_SOFT_TIME_LIMIT - 2 * settings.OAUTH_HTTP_TIMEOUT
     )
+    plan = _Plan(rule, lease, deadline)
     threads = max(1, min(settings.RENEWAL_BATCH_THREADS, len(lease.ids)))
     writer = RenewalWriter(lease.token)
-    skipped = deferred = 0
     leased_elsewhere: frozenset[uuid.UUID] = frozenset()
     in_flight: set[Future[Attempt]] = set()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="renewal")
@@ -220,27 +240,20 @@ def config_variables_renew(
         leased_elsewhere = frozenset(
             uuid.UUID(str(pk)) for pk in lease.ids if uuid.UUID(str(pk)) not in lease.held
         )
-        skipped = len(lease.ids) - len(rows)
-        for index, config_variable in enumerate(rows):
-            if index and time.monotonic() > deadline:
-                deferred = len(rows) - index
-                break
-            lease.keep_alive()
-            # Not held any more: another worker took the row after our lease lapsed.
-            if config_variable.pk not in lease.held or not rule.needed(config_variable):
-                skipped += 1
-                continue
-            first_fetch = _first_fetch(config_variable)
-            in_flight.add(pool.submit(_attempt, config_variable, first_fetch))
-            _drain(in_flight, writer, lease, until=threads - 1)
-        _drain(in_flight, writer, lease, until=0)
+        writer.skipped = len(lease.ids) - len(rows)
+        # Every row is queued at once; the pool's threads bound what is in flight.
+        in_flight = {
+            pool.submit(_attempt, config_variable, index, plan)
+            for index, config_variable in enumerate(rows)
+        }
+        _drain(in_flight, writer, lease)
     finally:
         _finish(in_flight, writer, pool, lease)
     return RenewalOutcome(
         renewed=writer.renewed,
         failed=writer.failed,
-        skipped=skipped,
-        deferred=deferred,
+        skipped=writer.skipped,
+        deferred=writer.deferred,
         leased_elsewhere=leased_elsewhere,
         rows=dict(writer.written),
     )
@@ -260,9 +273,9 @@ def _finish(
         try:
             writer.flush()
         finally:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)  # start no new chain
         for future in in_flight:
-            if future.cancelled() or future.exception() is not None:
+            if future.cancelled() or future.exception() is not None:  # not sent, or no reply
                 continue
             try:
                 writer.take(future.result(), record_failure=False)

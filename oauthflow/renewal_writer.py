@@ -45,10 +45,12 @@ T = TypeVar("T")
 @dataclass
 class Attempt:
     """One row's chain, run on a pool thread: no query, so nothing to share.
-    ``first_fetch``: a client-credentials Connect's first token (status exchanging)."""
+    ``first_fetch``: a client-credentials Connect's first token (status exchanging).
+    ``not_tried``: ``skipped`` or ``deferred`` when no request was sent."""
 
     config_variable: ConfigVariable
     first_fetch: bool = False
+    not_tried: str = ""
     kind: str = ""
     result: ChainResult | None = None
     error: ProviderError | None = None
@@ -98,12 +100,20 @@ class RenewalWriter:
     oldest: float | None = None  # time.monotonic() when the oldest pending row came
     renewed: int = 0
     failed: int = 0
+    skipped: int = 0
+    deferred: int = 0
     written: dict[uuid.UUID, ConfigVariable] = field(default_factory=dict)
     _renewals: set[uuid.UUID] = field(default_factory=set)  # pending rows that renewed
 
     def take(self, attempt: Attempt, *, record_failure: bool = True) -> None:
         """Queue one finished chain's outcome for writing; never raises for a row's
         data (a row that cannot be stored is logged and counted as failed)."""
+        if attempt.not_tried == "deferred":
+            self.deferred += 1
+            return
+        if attempt.not_tried == "skipped":
+            self.skipped += 1
+            return
         self.records += attempt.records
         result = attempt.result
         if result is None:
