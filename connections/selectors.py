@@ -17,8 +17,8 @@ from django.shortcuts import get_object_or_404
 from connections.models import ConfigVariable, Connection, Customer, GrantType, Status
 from connections.refresh_expiry import refresh_token_lapses_soon
 from connections.services import expiry_margin
+from connections.transition_log import RENEWAL
 from oauthflow.diagnosis import explain
-from oauthflow.exchange import EXCHANGED_REASON
 from oauthflow.outcomes import Key, Outcome
 
 
@@ -152,11 +152,6 @@ HISTORY_WORDS: dict[str, str] = {
 # A client-credentials Connect has no consent step: the portal fetches a token at once.
 CLIENT_CREDENTIALS_WORDS = {**HISTORY_WORDS, Status.EXCHANGING: "Fetching a token"}
 
-# A renewal is recorded as connected → connected.
-_RENEWAL = Q(from_status=Status.CONNECTED, to_status=Status.CONNECTED) & ~Q(
-    reason__startswith=EXCHANGED_REASON
-)
-
 
 def _older_than(row: Mapping[str, Any]) -> Q:
     return Q(created_at__lt=row["created_at"]) | Q(created_at=row["created_at"], id__lt=row["id"])
@@ -167,11 +162,19 @@ def _newer_than(row: Mapping[str, Any]) -> Q:
 
 
 def renewals_sentence(count: int, first: datetime, last: datetime) -> str:
-    """One line for a run of ``count`` renewals between ``first`` and ``last`` (UTC)."""
+    """One line for a run of ``count`` kept renewals between ``first`` and ``last`` (UTC).
+
+    No count: the log keeps only the newest few renewals of a connection
+    (``connections.transition_log``), so "Renewed 3 times" would be wrong for a
+    connection renewed 41 times. "Since" the oldest kept renewal stays true however
+    many were pruned before it. An exact count would need a counter written by every
+    renewal (a column in the renewal's hot UPDATE) and reset by every other transition,
+    for a figure the customer does not act on: that it renews, and when it last did, is
+    what tells them the connection works."""
     if count == 1:
         return "Access renewed automatically"
     since = f"{first:%H:%M}" if first.date() == last.date() else f"{first:%Y-%m-%d %H:%M}"
-    return f"Renewed {count} times since {since} (last {last:%H:%M})"
+    return f"Renewed repeatedly since {since} (last {last:%H:%M})"
 
 
 def customer_history(
@@ -179,23 +182,24 @@ def customer_history(
 ) -> list[tuple]:
     """The newest ``limit`` events in customer words, newest first: (UTC time, sentence).
 
-    Each run of renewals between two other events is one line ("Renewed 41 times since
-    09:12 (last 16:37)") dated by its last renewal. At most ``limit`` + 2 queries, none
-    reading a run's rows: a run is counted by the database.
+    Each run of renewals between two other events is one line ("Renewed repeatedly
+    since 09:12 (last 16:37)") dated by its last renewal; only the newest few renewals
+    are kept (``renewals_sentence`` says what that means for the words). At most
+    ``limit`` + 2 queries, none reading a run's rows: a run is counted by the database.
     """
     client_credentials = config_variable.connection.grant_type == GrantType.CLIENT_CREDENTIALS
     if words is None:  # the customer's words; the admin passes the status labels
         words = CLIENT_CREDENTIALS_WORDS if client_credentials else HISTORY_WORDS
     transitions = config_variable.transitions.all()  # newest first
     events = list(
-        transitions.exclude(_RENEWAL).values("id", "created_at", "from_status", "to_status")[:limit]
+        transitions.exclude(RENEWAL).values("id", "created_at", "from_status", "to_status")[:limit]
     )
     history: list[tuple] = []
     newer: Mapping[str, Any] | None = None
     for event in [*events, None]:
         if event is None and len(events) == limit:
             break  # the renewals before the oldest shown event are past the limit
-        run = transitions.filter(_RENEWAL)
+        run = transitions.filter(RENEWAL)
         if newer is not None:
             run = run.filter(_older_than(newer))
         if event is not None:

@@ -18,6 +18,7 @@ from django.conf import settings
 from connections.dashboard import heartbeat_beat
 from connections.metrics_history import status_snapshot_take
 from connections.refresh_expiry import refresh_tokens_warn
+from connections.transition_log import transition_log_prune
 from connections.watchdog import watchdog_run
 from oauthflow import exchange, log_summary, recovery, renewal
 from oauthflow.exceptions import ProviderUnavailable
@@ -112,5 +113,7 @@ def sweep_renewals() -> int:
 @shared_task(name="oauthflow.prune_token_requests")
 def prune_token_requests() -> dict[str, int]:
     """Roll the token-request log up into its summaries and delete the full rows no longer
-    kept, in batches (``oauthflow.log_summary``); returns the counts."""
-    return dataclasses.asdict(log_summary.token_log_roll_up())
+    kept, in batches (``oauthflow.log_summary``), then the status transitions no longer
+    kept (``connections.transition_log``); returns the counts."""
+    counts = dataclasses.asdict(log_summary.token_log_roll_up())
+    return counts | dataclasses.asdict(transition_log_prune())
