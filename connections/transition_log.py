@@ -102,12 +102,10 @@ def _delete(ids: list[int]) -> int:
 
 def _prune_repeats(*, now: datetime) -> int:
     since = now - timedelta(seconds=settings.TOKEN_LOG_ROLLUP_INTERVAL * LOOKBACK_INTERVALS)
-    touched = list(
-        StatusTransition.objects.filter(REPEAT, created_at__gte=since)
-        .order_by()
-        .values_list("config_variable_id", flat=True)
-        .distinct()
-    )
+    # Newest first: when the budget runs short, the ConfigVariables renewed since the last
+    # run come before those an earlier run had its chance at.
+    recent = StatusTransition.objects.filter(REPEAT, created_at__gte=since).order_by("-created_at")
+    touched = list(dict.fromkeys(recent.values_list("config_variable_id", flat=True)))
     budget = settings.TOKEN_LOG_MAX_BATCHES
     deleted = 0
     for start in range(0, len(touched), CONFIG_VARIABLES_PER_STEP):
