@@ -111,7 +111,6 @@ class ConnectSessionCreate(MethodFirst, APIView):
                 return_url=data["return_url"],
                 mode=data["mode"],
                 reconnect_config_variable_id=data["config_variable_id"],
-                request=request._request,
             )
         except CustomerNotAllowed as exc:
             raise ApiError(status=403, error="forbidden", message=str(exc)) from exc

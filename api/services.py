@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from django.db import transaction
-from django.http import HttpRequest
 
 from api.authentication import ApiPrincipal
 from connect_sessions.services import (
@@ -31,7 +30,6 @@ def connect_session_issue(
     return_url: str,
     mode: str,
     reconnect_config_variable_id: uuid.UUID | None,
-    request: HttpRequest | None = None,
 ) -> IssuedConnectSession:
     """A connect session for the caller's customer: a customer key's own (a
     ``customer_external_id`` naming any other customer raises ``CustomerNotAllowed``),
@@ -66,5 +64,4 @@ def connect_session_issue(
             return_url=return_url,
             mode=mode,
             reconnect_config_variable_id=reconnect_config_variable_id,
-            request=request,
         )

@@ -229,11 +229,12 @@ def _reconnect_target(
     return config_variable
 
 
-def portal_url(path: str, request=None) -> str:
-    """The absolute URL of ``path``: from the request when there is one, else on the
-    origin of ``OAUTH_PUBLIC_CALLBACK_URL`` (the portal's public address)."""
-    if request is not None:
-        return request.build_absolute_uri(path)
+def portal_url(path: str) -> str:
+    """The absolute URL of ``path`` on the portal's public origin: that of
+    ``OAUTH_PUBLIC_CALLBACK_URL``. Never the API request's Host: the backend may call the
+    API under another name (an internal host, an IP, plain http behind a proxy), and the
+    end user's browser must be on the host the app's callback returns to, or the flow's
+    session cookie is not there."""
     return origin_of(settings.OAUTH_PUBLIC_CALLBACK_URL) + path
 
 
@@ -245,7 +246,6 @@ def connect_session_create(
     return_url: str,
     mode: str = Mode.REDIRECT,
     reconnect_config_variable_id: uuid.UUID | None = None,
-    request=None,
 ) -> IssuedConnectSession:
     """A new connect session for ``end_user`` of ``customer``, allowed to connect the
     Connections ``connection_slugs``, ending at ``return_url`` (``mode`` ``redirect``)
@@ -277,7 +277,7 @@ def connect_session_create(
             expires_at=now + timedelta(seconds=session_seconds()),
         )
         session.connections.set(connections)
-    link = portal_url(reverse("connect_sessions:open", args=[token]), request)
+    link = portal_url(reverse("connect_sessions:open", args=[token]))
     return IssuedConnectSession(
         session=session, token=token, connect_link=link, expires_at=session.expires_at
     )

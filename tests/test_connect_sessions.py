@@ -85,14 +85,11 @@ def test_a_session_answers_a_token_link_and_expiry_and_stores_only_the_hash(allo
     assert row.end_user == {"id": "u-7", "email": "ann@acme.example", "display_name": "Ann"}
 
 
-def test_the_link_is_built_on_the_requests_host(settings):
-    from django.test import RequestFactory
-
-    settings.ALLOWED_HOSTS = ["portal.example.org"]
+def test_the_link_is_built_on_the_public_callback_urls_origin(settings):
+    settings.OAUTH_PUBLIC_CALLBACK_URL = "https://portal.example.org:8443/oauth2/callback"
     ReturnUrlAllowed.objects.create(url="https://app.example.com")
-    request = RequestFactory().post("/api/v1/connect-sessions", HTTP_HOST="portal.example.org")
-    issued = _create(CustomerFactory(), ConnectionFactory(), request=request)
-    assert issued.connect_link == f"http://portal.example.org/connect/{issued.token}"
+    issued = _create(CustomerFactory(), ConnectionFactory())
+    assert issued.connect_link == f"https://portal.example.org:8443/connect/{issued.token}"
 
 
 def test_customer_for_external_id_gets_or_creates_by_the_integrators_id():

@@ -50,7 +50,7 @@ def test_an_environment_key_creates_a_session_and_its_customer(env_client, widge
     body = response.json()
     assert set(body) == {"token", "connect_link", "expires_at"}
     assert body["token"].startswith("cst_")
-    assert body["connect_link"].startswith("http://testserver/connect/")
+    assert body["connect_link"].startswith("http://localhost:8000/connect/")
     assert response["Cache-Control"] == "no-store"
     session = ConnectSession.objects.get()
     assert session.token_hash == token_hash(body["token"])  # only the hash is kept
@@ -129,7 +129,7 @@ def test_another_customers_connection_cannot_be_reconnected(env_client, theirs):
 
 def test_the_link_opens_the_connect_page(env_client, widgets, client):
     link = _post(env_client, _body()).json()["connect_link"]
-    page = client.get(link.removeprefix("http://testserver"), follow=True)
+    page = client.get(link.removeprefix("http://localhost:8000"), follow=True)
     assert page.status_code == 200
     assert ConnectSession.objects.get().opened_at is not None
 
@@ -164,3 +164,17 @@ def test_an_allow_list_entry_with_a_dot_segment_is_refused_in_the_admin():
     entry = ReturnUrlAllowed(url="https://app.example.com/a/../b")
     with pytest.raises(ValidationError, match="segment"):
         entry.clean()
+
+
+def test_the_link_is_on_the_portals_public_origin_whatever_host_the_api_was_called_on(
+    env_client, widgets, settings
+):
+    """The backend may call the API as 127.0.0.1 or an internal name; the end user's
+    browser must be on the public host the app's callback comes back to."""
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.OAUTH_PUBLIC_CALLBACK_URL = "https://portal.example.com/oauth2/callback"
+    response = env_client.post(
+        reverse(URL), _body(), content_type="application/json", HTTP_HOST="10.0.0.7:8300"
+    )
+    assert response.status_code == 201
+    assert response.json()["connect_link"].startswith("https://portal.example.com/connect/cst_")
