@@ -347,6 +347,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default "django" logger has its own console handler (DEBUG only), which
+        # would print django.request lines ("Not Found: /connect/cst_…") unfiltered: no
+        # handler of its own here, so its records reach the root's filtered console once.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # runserver's request lines: the callback's query string carries the code.
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
