@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -73,7 +75,12 @@ def _flatten(detail: Any, path: str = "") -> list[tuple[str, str]]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler (status, ``WWW-Authenticate``, ``Retry-After``), our body."""
+    """DRF's handler (status, ``WWW-Authenticate``, ``Retry-After``), our body. A body
+    over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's ``RequestDataTooBig``, else its HTML
+    400 page) is a 400 ``invalid_request`` too."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = exceptions.ParseError(f"The request body is over {limit} bytes.")
     response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: Django's 500

@@ -178,3 +178,18 @@ def test_the_link_is_on_the_portals_public_origin_whatever_host_the_api_was_call
     )
     assert response.status_code == 201
     assert response.json()["connect_link"].startswith("https://portal.example.com/connect/cst_")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 2000 + "]" * 2000,  # deeper than Python's JSON decoder recurses
+        '{"end_user": "' + "x" * 3_000_000 + '"}',  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+    ],
+    ids=["nested", "too-big"],
+)
+def test_an_unreadable_body_is_a_json_400(env_client, body):
+    response = env_client.post(reverse(URL), body, content_type="application/json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "invalid_request"
