@@ -76,7 +76,10 @@ class ApiKeyAuthentication(BaseAuthentication):
                 raw, ip=client_ip(request._request), authenticate=principal_for_key
             )
         except ApiKeyThrottled as exc:
-            raise exceptions.Throttled(wait=exc.retry_after, detail=str(exc)) from exc
+            throttled = exceptions.Throttled(wait=exc.retry_after)
+            # Our sentence already gives the wait; DRF's detail would append it again.
+            throttled.detail = exceptions.ErrorDetail(str(exc), code=throttled.default_code)
+            raise throttled from exc
         if principal is None:
             raise exceptions.AuthenticationFailed("The API key is unknown, malformed or revoked.")
         return principal, principal.key

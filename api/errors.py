@@ -74,27 +74,12 @@ def _flatten(detail: Any, path: str = "") -> list[tuple[str, str]]:
     return [(path, str(detail))]
 
 
-def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler (status, ``WWW-Authenticate``, ``Retry-After``), our body. A body
-    over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's ``RequestDataTooBig``, else its HTML
-    400 page) is a 400 ``invalid_request`` too."""
-    if isinstance(exc, RequestDataTooBig):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        exc = exceptions.ParseError(f"The request body is over {limit} bytes.")
-    response = exception_handler(exc, context)
-    if response is None:
-        return None  # not an API error: Django's 500
-    if not isinstance(exc, exceptions.APIException):
-        exc = (
-            exceptions.NotFound() if response.status_code == 404 else exceptions.PermissionDenied()
-        )
+def _body(exc: exceptions.APIException) -> dict[str, Any]:
     body: dict[str, Any]
     if isinstance(exc, ApiError):
         body = {"error": exc.error, "message": str(exc.detail)}
         if exc.field:
             body["field"] = exc.field
-        for name, value in exc.headers.items():
-            response[name] = value
     elif isinstance(exc, exceptions.ValidationError):
         pairs = _flatten(exc.detail)
         message = "; ".join(f"{field}: {text}" if field else text for field, text in pairs)
@@ -109,5 +94,25 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body = {"error": code, "message": message}
         if isinstance(exc, MissingScope):
             body["scope"] = exc.scope
-    response.data = body
+    return body
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler (status, ``WWW-Authenticate``, ``Retry-After``), our body. A body
+    over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (Django's ``RequestDataTooBig``, else its HTML
+    400 page) is a 400 ``invalid_request`` too."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = exceptions.ParseError(f"The request body is over {limit} bytes.")
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # not an API error: Django's 500
+    if not isinstance(exc, exceptions.APIException):
+        exc = (
+            exceptions.NotFound() if response.status_code == 404 else exceptions.PermissionDenied()
+        )
+    if isinstance(exc, ApiError):
+        for name, value in exc.headers.items():
+            response[name] = value
+    response.data = _body(exc)
     return response

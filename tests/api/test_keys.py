@@ -79,6 +79,9 @@ def test_failed_environment_keys_are_throttled_with_customer_keys(settings, ours
     assert response.status_code == 429
     assert response.json()["error"] == "too_many_requests"
     assert int(response["Retry-After"]) >= 1
+    message = response.json()["message"]
+    assert "Expected available" not in message  # the wait is said once
+    assert response["Retry-After"] in message
     # The right key still passes: nobody can lock an integration out.
     assert bearer(raw).get(reverse(LIST), REMOTE_ADDR="203.0.113.5").status_code == 200
     cache.clear()
