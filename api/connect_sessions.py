@@ -13,6 +13,7 @@ from api.authentication import principal_of
 from api.errors import ApiError
 from api.models import Scope
 from api.schema import ErrorSerializer, error_responses
+from api.serializers import StrictUUIDField
 from api.services import CustomerNotAllowed, connect_session_issue
 from api.views import MethodFirst
 from connect_sessions.models import Mode
@@ -41,7 +42,7 @@ class SessionCustomerSerializer(serializers.Serializer):
     )
 
 
-class ConnectSessionRequestSerializer(serializers.Serializer):
+class ConnectSessionCreateSerializer(serializers.Serializer):
     end_user = EndUserSerializer()
     customer = SessionCustomerSerializer(
         required=False,
@@ -55,11 +56,13 @@ class ConnectSessionRequestSerializer(serializers.Serializer):
         max_length=MAX_CONNECTIONS,
         help_text="Slugs of the Connections the end user may connect.",
     )
-    config_variable_id = serializers.UUIDField(
+    config_variable_id = StrictUUIDField(
         required=False,
         allow_null=True,
         default=None,
-        help_text="An existing connection of this customer to reconnect.",
+        help_text="An existing connection (its ID, a UUID string) of this customer to "
+        "reconnect: the session page offers Reconnect for it. Its Connection must be among "
+        "`connections`.",
     )
     return_url = serializers.CharField(
         max_length=2000,
@@ -84,9 +87,13 @@ class ConnectSessionCreate(MethodFirst, APIView):
         description="A single-use connect link for one end user, limited to one customer "
         "and the named Connections, valid for 30 minutes by default. Scope: "
         "connect_sessions:write.",
-        request=ConnectSessionRequestSerializer,
+        request=ConnectSessionCreateSerializer,
         responses={
-            201: ConnectSessionSerializer,
+            201: OpenApiResponse(
+                ConnectSessionSerializer,
+                description="The session: its token (shown only now), the link to open "
+                "and when it expires (UTC). Exactly these three fields.",
+            ),
             **error_responses(400),
             403: OpenApiResponse(
                 ErrorSerializer,
@@ -96,7 +103,7 @@ class ConnectSessionCreate(MethodFirst, APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        body = ConnectSessionRequestSerializer(data=request.data)
+        body = ConnectSessionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         principal = principal_of(request)

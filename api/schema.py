@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
@@ -49,3 +52,14 @@ def error_responses(*statuses: int, not_found: str = "") -> dict[int, OpenApiRes
         status: OpenApiResponse(ErrorSerializer, description=meanings[status])
         for status in sorted({401, 429, *statuses})
     }
+
+
+class RequiredBodySchema(AutoSchema):
+    """For an operation that needs its body: a ``oneOf`` of shapes has no required
+    property from which drf-spectacular would infer ``requestBody.required``."""
+
+    def _get_request_body(self, direction: str = "request") -> Any:
+        body = super()._get_request_body(direction)
+        if body:
+            body["required"] = True
+        return body

@@ -4,6 +4,7 @@ of the models: nothing here writes."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
@@ -18,7 +19,7 @@ from oauthflow.diagnosis import explain
 if TYPE_CHECKING:
     from django_stubs_ext import StrPromise
 
-FINGERPRINT = re.compile(r"sha256:[0-9a-f]{12}")  # connections.fingerprints.fingerprint
+FINGERPRINT = re.compile(r"^sha256:[0-9a-f]{12}$")  # connections.fingerprints.fingerprint
 MAX_REPORTED_TOKEN = 16384  # characters: an access token is far shorter
 
 
@@ -28,6 +29,15 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID given as a string: DRF's UUIDField would turn 123 into …00007b."""
+
+    def to_internal_value(self, data: object) -> uuid.UUID:
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
         return super().to_internal_value(data)
 
 
@@ -175,12 +185,19 @@ class TokenRejectedSerializer(serializers.Serializer):
     access_token = StrictCharField(
         required=False, max_length=MAX_REPORTED_TOKEN, error_messages=_REPORT_ERRORS
     )
-    fingerprint = serializers.RegexField(
-        FINGERPRINT,
+    # Checked in validate_fingerprint: a RegexField's validator would show the message
+    # without formatting it, doubled braces and all.
+    fingerprint = StrictCharField(
         required=False,
+        max_length=100,
         error_messages=_REPORT_ERRORS,
         help_text="sha256:<first 12 hex digits of the token's SHA-256>.",
     )
+
+    def validate_fingerprint(self, value: str) -> str:
+        if not FINGERPRINT.fullmatch(value):
+            raise serializers.ValidationError(REPORT_HINT)
+        return value
 
     def validate(self, attrs: dict[str, str]) -> dict[str, str]:
         if len(attrs) != 1:

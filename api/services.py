@@ -42,10 +42,14 @@ def connect_session_issue(
         if principal.customer is not None:
             customer = principal.customer
             if customer_external_id is not None and customer_external_id != customer.external_id:
+                known = (
+                    f"external_id {customer.external_id!r}"
+                    if customer.external_id
+                    else "which has no external_id"
+                )
                 raise CustomerNotAllowed(
-                    "A customer key creates sessions for its own customer only "
-                    f'(external_id {customer.external_id!r}); leave out "customer" or use '
-                    "an environment key."
+                    f"A customer key creates sessions for its own customer only ({known}); "
+                    'leave out "customer" or use an environment key.'
                 )
         else:
             if customer_external_id is None:

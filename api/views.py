@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
@@ -19,7 +20,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, status
 from rest_framework.exceptions import MethodNotAllowed, NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,7 +28,7 @@ from rest_framework.views import APIView
 from api.authentication import principal_of
 from api.errors import ApiError
 from api.models import Scope
-from api.schema import error_responses
+from api.schema import RequiredBodySchema, error_responses
 from api.serializers import (
     TOKEN_REJECTED_REQUEST,
     AccessTokenSerializer,
@@ -67,7 +68,8 @@ class MethodFirst:
 
 class ConnectionPagination(CursorPagination):
     """Cursor pagination, newest first: stable while connections are added. ``page_size``
-    must be an integer (DRF would ignore anything else); beyond 1..200 it is clamped."""
+    must be a whole number from 1 to 200, and ``cursor`` one this API gave: anything else
+    is a 400 (DRF would silently use the default size, and answer 404 for a cursor)."""
 
     ordering = ("-created_at", "id")
     page_size = 50
@@ -76,9 +78,28 @@ class ConnectionPagination(CursorPagination):
 
     def get_page_size(self, request: Request) -> int | None:
         given = request.query_params.get(self.page_size_query_param)
-        if given is not None and not given.lstrip("-").isdigit():
-            raise ValidationError({"page_size": "A whole number of connections, 1 to 200."})
+        if given is not None and not (given.isdigit() and 1 <= int(given) <= self.max_page_size):
+            raise ValidationError(
+                {"page_size": f"A whole number of connections, 1 to {self.max_page_size}."}
+            )
         return super().get_page_size(request)
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        if not request.query_params.get(self.cursor_query_param):
+            return None  # ?cursor= is the first page
+        try:
+            return super().decode_cursor(request)
+        except NotFound as exc:
+            raise ValidationError(
+                {"cursor": "Not a cursor this API gave; follow `next`, or start without it."}
+            ) from exc
 
 
 class ConnectionList(MethodFirst, generics.ListAPIView):
@@ -95,7 +116,7 @@ class ConnectionList(MethodFirst, generics.ListAPIView):
         parameters=[ConnectionFilterSerializer],
         responses={
             200: ConnectionSerializer(many=True),
-            **error_responses(400, 403, 404, not_found="The cursor is not one this API gave."),
+            **error_responses(400, 403),
         },
     )
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -205,6 +226,8 @@ class ConnectionToken(_TokenView):
 
 
 class ConnectionTokenRejected(_TokenView):
+    schema = RequiredBodySchema()
+
     @extend_schema(
         operation_id="connections_token_rejected_create",
         summary="Report a rejected access token",

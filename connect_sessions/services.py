@@ -96,12 +96,15 @@ def session_seconds() -> int:
 
 
 def customer_for_external_id(*, external_id: str, name: str = "") -> Customer:
-    """The Customer whose ``external_id`` this is, created (named ``name``, else the ID)
-    on first use. An existing customer keeps its name.
+    """The Customer whose ``external_id`` this is, created on first use, named ``name``
+    (else the ID). An existing customer keeps its name.
 
-    Raises ``ConnectSessionRejected`` for an empty or over-long ID or name, or a name
-    another customer already has (an integrator can not take over a customer made in the
-    admin by naming it)."""
+    Customer names are unique in the portal (admins tell customers apart by them), but an
+    integrator's display names need not be: a name another customer already has gets the
+    ID appended, ``"Acme (tenant-42)"``. The lookup is by ``external_id`` only, so naming
+    a customer never reaches an existing one.
+
+    Raises ``ConnectSessionRejected`` for an empty or over-long ID or name."""
     external_id = (external_id or "").strip()
     if not external_id or len(external_id) > MAX_ID_LENGTH:
         raise ConnectSessionRejected(
@@ -117,10 +120,8 @@ def customer_for_external_id(*, external_id: str, name: str = "") -> Customer:
             "customer.name", f"The customer name is longer than {MAX_ID_LENGTH} characters."
         )
     if Customer.objects.filter(name=name).exists():
-        raise ConnectSessionRejected(
-            "customer.name",
-            f"Another customer is already named {name!r}; give this one another name.",
-        )
+        suffix = f" ({external_id})"
+        name = name[: MAX_ID_LENGTH - len(suffix)] + suffix
     try:
         with transaction.atomic():
             return Customer.objects.create(name=name, external_id=external_id)

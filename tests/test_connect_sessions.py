@@ -103,10 +103,13 @@ def test_customer_for_external_id_gets_or_creates_by_the_integrators_id():
 
 
 def test_customer_for_external_id_does_not_adopt_a_customer_by_its_name():
-    CustomerFactory(name="Acme")  # made in the admin, no external ID
-    with pytest.raises(ConnectSessionRejected) as caught:
-        customer_for_external_id(external_id="tenant-42", name="Acme")
-    assert caught.value.field == "customer.name"
+    """Names are display-only: a taken one gets the ID appended, a new customer is made."""
+    admins = CustomerFactory(name="Acme")  # made in the admin, no external ID
+    created = customer_for_external_id(external_id="tenant-42", name="Acme")
+    assert created != admins
+    assert created.name == "Acme (tenant-42)"
+    assert created.external_id == "tenant-42"
+    assert customer_for_external_id(external_id="tenant-42", name="Acme") == created
     with pytest.raises(ConnectSessionRejected) as caught:
         customer_for_external_id(external_id="  ")
     assert caught.value.field == "customer.external_id"

@@ -193,3 +193,38 @@ def test_an_unreadable_body_is_a_json_400(env_client, body):
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"] == "invalid_request"
+
+
+def test_config_variable_id_must_be_a_uuid_string(env_client, widgets):
+    response = _post(env_client, _body(config_variable_id=123))
+    assert response.status_code == 400
+    assert response.json()["field"] == "config_variable_id"
+    assert "7b" not in response.json()["message"]
+
+
+def test_a_customer_key_whose_customer_has_no_external_id_is_told_so(widgets):
+    from connections.api_keys import api_key_create
+    from tests.api.conftest import bearer
+    from tests.factories import CustomerFactory
+
+    _, key = api_key_create(customer=CustomerFactory(external_id=None), name="old")
+    response = _post(bearer(key), _body(customer={"external_id": "other"}))
+    assert response.status_code == 403
+    message = response.json()["message"]
+    assert "None" not in message
+    assert "has no external_id" in message
+
+
+def test_a_customer_name_another_customer_has_is_display_only(env_client, widgets):
+    Customer.objects.create(name="Acme")
+    response = _post(env_client, _body(customer={"external_id": "acme-77", "name": "Acme"}))
+    assert response.status_code == 201
+    assert Customer.objects.get(external_id="acme-77").name == "Acme (acme-77)"
+
+
+def test_the_document_names_the_request_body_once(client):
+    document = client.get(reverse("api:schema")).json()
+    assert "ConnectSessionCreateRequest" in document["components"]["schemas"]
+    assert "ConnectSessionRequestRequest" not in document["components"]["schemas"]
+    created = document["paths"]["/api/v1/connect-sessions"]["post"]["responses"]["201"]
+    assert created["description"]

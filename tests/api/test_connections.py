@@ -66,6 +66,23 @@ def test_a_bad_filter_is_a_400_naming_it(env_client):
     assert "broken" in body["message"]
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "-1"}, "page_size"),
+        ({"page_size": "201"}, "page_size"),
+        ({"page_size": "abc"}, "page_size"),
+        ({"cursor": "zzz"}, "cursor"),
+    ],
+)
+def test_a_page_size_out_of_range_or_a_foreign_cursor_is_a_400(env_client, query, field):
+    response = _list(env_client, **query)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["field"] == field
+
+
 def test_the_list_is_paginated_by_cursor(env_client):
     customer = CustomerFactory()
     made = {str(connected(customer).pk) for _ in range(5)}

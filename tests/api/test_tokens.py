@@ -85,13 +85,22 @@ def test_a_rejected_token_is_renewed_once(env_client, ours, name):
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"access_token": ""}, {"fingerprint": "md5:abc"}, {"access_token": ["x"]}]
+    "body",
+    [
+        {},
+        {"access_token": ""},
+        {"fingerprint": "md5:abc"},
+        {"fingerprint": "sha256:zz"},
+        {"fingerprint": "sha256:0123456789abX"},
+        {"access_token": ["x"]},
+    ],
 )
 def test_a_malformed_report_is_a_400_saying_what_to_send(env_client, ours, body):
     response = _report(env_client, REJECTED_NAMES[0], ours, **body)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert '{"access_token": "<the rejected token>"}' in response.json()["message"]
+    assert "{{" not in response.json()["message"]
 
 
 def test_a_report_that_is_not_json_is_a_400(env_client, ours):
