@@ -148,8 +148,8 @@ class ConnectSession(models.Model):
 
     ``token_hash`` is the SHA-256 (hex) of the token; the token itself is shown once,
     in the create answer. ``opened_at`` is set once, atomically, when the link is
-    opened; ``config_variable`` is the ConfigVariable its Connect worked on, and
-    ``outcome`` how it ended (``finished_at``)."""
+    opened; ``config_variable`` is the ConfigVariable its Connect worked on (last
+    pressed at ``begun_at``), and ``outcome`` how it ended (``finished_at``)."""
 
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     customer = models.ForeignKey(
@@ -172,6 +172,9 @@ class ConnectSession(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     opened_at = models.DateTimeField(null=True, blank=True)
+    begun_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the end user last pressed Connect."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=SessionOutcome.choices, blank=True)
     config_variable = models.ForeignKey(

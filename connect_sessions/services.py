@@ -317,10 +317,10 @@ def connect_session_begin(
         opened_at__isnull=False,
         finished_at__isnull=True,
         expires_at__gt=now,
-    ).update(config_variable=config_variable)
+    ).update(config_variable=config_variable, begun_at=now)
     if updated != 1:
         raise ConnectSessionUnavailable()
-    connect_session.config_variable = config_variable
+    connect_session.config_variable, connect_session.begun_at = config_variable, now
     return connect_session
 
 
@@ -351,8 +351,9 @@ def flow_outcome(config_variable: ConfigVariable | None) -> str | None:
 
 
 def connect_session_settle(*, connect_session: ConnectSession) -> ConnectSession:
-    """Finish the session if its Connect has an outcome (``flow_outcome``); the
-    session as it is otherwise."""
+    """Finish the session if its Connect has an outcome (``flow_outcome``), or with
+    ``error`` once it was abandoned at the app (``_abandoned``); the session as it is
+    otherwise."""
     if connect_session.finished_at is not None:
         return connect_session
     config_variable = (
@@ -361,9 +362,24 @@ def connect_session_settle(*, connect_session: ConnectSession) -> ConnectSession
         else None
     )
     outcome = flow_outcome(config_variable)
+    if outcome is None and _abandoned(connect_session, config_variable):
+        outcome = SessionOutcome.ERROR
     if outcome is None:
         return connect_session
     return connect_session_finish(connect_session=connect_session, outcome=outcome)
+
+
+def _abandoned(connect_session: ConnectSession, config_variable: ConfigVariable | None) -> bool:
+    """Whether the Connect can no longer come back: still waiting at the app, after the
+    session expired and the newest state it issued is past ``OAUTH_STATE_MAX_AGE``
+    (a consent begun in time may still finish until then)."""
+    if config_variable is None or config_variable.status != Status.AUTHORIZING:
+        return False  # not started, or the callback came and the exchange will end it
+    deadline = connect_session.expires_at
+    if connect_session.begun_at is not None:
+        state_dies = connect_session.begun_at + timedelta(seconds=settings.OAUTH_STATE_MAX_AGE)
+        deadline = max(deadline, state_dies)
+    return timezone.now() > deadline
 
 
 def result_url(connect_session: ConnectSession) -> str:

@@ -298,3 +298,29 @@ def test_a_bound_browser_is_never_pointed_at_the_portal_login(crm, customer):
     assert page.status_code == 200
     portal = reverse("connections:portal")
     assert f'href="{portal}"' not in page.content.decode()
+
+
+def test_an_abandoned_connect_ends_in_error_once_no_callback_can_come(crm, customer, settings):
+    """Connect pressed, consent never given: once the session has expired and the
+    state's max age has passed, the finish page ends with outcome error; the poll stops."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.OAUTH_STATE_MAX_AGE = 600
+    browser = _opened(_session(customer, ["crm"]))
+    _connect(browser, "crm")
+    waiting = browser.get(reverse("connect_sessions:finish"))
+    assert "Finishing your connection to CRM" in waiting.text
+    now = timezone.now()
+    # Expired, but the state (issued 5 minutes ago) could still come back: keep waiting.
+    ConnectSession.objects.update(
+        expires_at=now - timedelta(seconds=1), begun_at=now - timedelta(minutes=5)
+    )
+    assert browser.get(reverse("connect_sessions:finish_live")).status_code == 204
+    ConnectSession.objects.update(begun_at=now - timedelta(minutes=11))
+    live = browser.get(reverse("connect_sessions:finish_live"))
+    assert live["HX-Refresh"] == "true"
+    done = browser.get(reverse("connect_sessions:finish"))
+    assert parse_qs(urlsplit(done["Location"]).query)["outcome"] == ["error"]
+    assert ConnectSession.objects.get().outcome == SessionOutcome.ERROR
