@@ -61,8 +61,9 @@ class ConnectSessionCreateSerializer(serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="An existing connection (its ID, a UUID string) of this customer to "
-        "reconnect: the session page offers Reconnect for it. Its Connection must be among "
-        "`connections`.",
+        "reconnect; its Connection must be among `connections`. It is checked and kept "
+        "on the session. A customer has one connection per Connection, so a session "
+        "naming that Connection reconnects it whether or not this is given.",
     )
     return_url = serializers.CharField(
         max_length=2000,

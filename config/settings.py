@@ -223,6 +223,10 @@ REFRESH_TOKEN_EXPIRY_WARNING = env.int("REFRESH_TOKEN_EXPIRY_WARNING", default=7
 
 # Seconds a connect session's link works (issue 12; the API's expires_at).
 CONNECT_SESSION_SECONDS = env.int("CONNECT_SESSION_SECONDS", default=1800)
+# Event webhook delivery (webhooks/README.md): backoff base and cap (seconds), attempts.
+WEBHOOK_RETRY_BASE = env.float("WEBHOOK_RETRY_BASE", default=10.0)
+WEBHOOK_RETRY_MAX = env.float("WEBHOOK_RETRY_MAX", default=3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
 
 # --- Content-Security-Policy ------------------------------------------------------------
 # django-csp, on every page: inline scripts need the request's

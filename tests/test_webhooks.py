@@ -535,3 +535,22 @@ def test_an_endpoint_url_must_be_https(admin_client, settings):
     assert response.status_code == 200
     assert "https://" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_webhook_retry_settings_come_from_the_environment(monkeypatch):
+    """webhooks/README.md documents them as settable: config/settings.py reads them."""
+    import importlib
+
+    import config.settings as portal_settings
+
+    monkeypatch.setenv("WEBHOOK_RETRY_BASE", "2.5")
+    monkeypatch.setenv("WEBHOOK_RETRY_MAX", "60")
+    monkeypatch.setenv("WEBHOOK_MAX_ATTEMPTS", "7")
+    try:
+        reloaded = importlib.reload(portal_settings)
+        assert reloaded.WEBHOOK_RETRY_BASE == 2.5
+        assert reloaded.WEBHOOK_RETRY_MAX == 60.0
+        assert reloaded.WEBHOOK_MAX_ATTEMPTS == 7
+    finally:
+        monkeypatch.undo()
+        importlib.reload(portal_settings)
