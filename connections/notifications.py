@@ -20,7 +20,7 @@ def notify_transition(*, config_variable: ConfigVariable, from_status: str, reas
     ``reason`` holds no secret (it is the recorded transition reason)."""
     to_status = config_variable.status
     try:  # the integrator's event webhooks (a failure there never undoes the transition)
-        emit_transition(config_variable=config_variable, from_status=from_status)
+        emit_transition(config_variable=config_variable, from_status=from_status, reason=reason)
     except Exception:
         logger.exception("connections.notifications.webhook_event_failed")
     key = f"cv:{config_variable.pk}"

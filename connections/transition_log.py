@@ -44,7 +44,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from connections.models import Status, StatusTransition
-from oauthflow.exchange import EXCHANGED_REASON
+from connections.transition_kinds import EXCHANGED_REASON
 
 # A renewal is recorded as connected → connected; a Reconnect of a working connection
 # too, with the code exchange's reason (an event the customer made, never pruned).

@@ -21,6 +21,7 @@ from connections.services import (
     config_variable_store_tokens,
     config_variable_transition,
 )
+from connections.transition_kinds import EXCHANGED_REASON
 from oauthflow.authorize import authorize_url_build, callback_url, pkce_verifier
 from oauthflow.chain import run_token_chain
 from oauthflow.exceptions import (
@@ -40,9 +41,6 @@ from oauthflow.state import state_consume, state_issue
 logger = logging.getLogger(__name__)
 
 MAX_CODE_LENGTH = 4096
-# How an exchange's transition reason starts: the portal's history tells a Reconnect of
-# a working connection (connected → connected) from a renewal by it.
-EXCHANGED_REASON = "Code exchanged for tokens"
 LEASE_POLL_SECONDS = 0.1
 MAX_METADATA_LENGTH = 200  # characters kept of a callback value (realmId is ~20)
 

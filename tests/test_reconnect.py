@@ -15,6 +15,8 @@ from connections.models import ConfigVariable, GrantType, Status
 from oauthflow import tasks
 from oauthflow.renewal import config_variables_renew
 from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory
+from webhooks.models import EventType, WebhookEvent
+from webhooks.services import endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +161,21 @@ def test_access_logs_never_carry_the_code_or_state(caplog):
     logging.getLogger("django.server").info('"%s" %s', "GET /oauth2/callback?code=zz9", 302)
     handler_filters = [f for h in logging.getLogger().handlers for f in h.filters]
     assert any(type(f).__name__ == "RedactQueryFilter" for f in handler_filters)
+
+
+@responses.activate
+def test_a_reconnect_of_a_working_connection_is_announced_but_a_renewal_is_not(
+    portal_client, connected
+):
+    """The integrator's backend learns of a customer's Reconnect (new consent, maybe new
+    scopes) even though the status stays connected; renewals send nothing."""
+    endpoint_create(name="Product", url="https://hooks.example.com/in", events=EventType.values)
+    responses.post(TOKEN_URL, json={"access_token": "renewed", "refresh_token": "r2"})
+    config_variables_renew(config_variable_ids=[connected.pk], force=True)
+    assert not WebhookEvent.objects.exists()
+    responses.post(TOKEN_URL, json={"access_token": "reconnected", "expires_in": 3600})
+    state = _press_connect(portal_client, connected.connection)
+    portal_client.get(reverse("oauthflow:callback"), {"code": "c1", "state": state})
+    tasks.exchange_code(str(connected.pk))
+    assert ConfigVariable.objects.get().access_token == "reconnected"
+    assert list(WebhookEvent.objects.values_list("type", flat=True)) == ["connection.reconnected"]

@@ -15,9 +15,9 @@ from django.utils import timezone
 from connections import transition_log
 from connections.models import ConfigVariable, Status, StatusTransition
 from connections.selectors import customer_history
+from connections.transition_kinds import EXCHANGED_REASON
 from connections.transition_log import transition_log_prune
 from oauthflow import tasks
-from oauthflow.exchange import EXCHANGED_REASON
 from tests.factories import ConfigVariableFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

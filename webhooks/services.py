@@ -29,6 +29,7 @@ from standardwebhooks import Webhook
 from connect_sessions.selectors import end_user_for
 from connections.dispatch import task_enqueue
 from connections.models import ConfigVariable, Status, StatusTransition
+from connections.transition_kinds import is_reconnect_of_working
 from oauthflow import client
 from oauthflow.diagnosis import explain
 from oauthflow.netguard import BlockedDestination
@@ -79,8 +80,14 @@ def endpoint_create(
 # --- events -------------------------------------------------------------------------
 
 
-def event_for_transition(*, from_status: str, to_status: str, first_connection: bool) -> str | None:
-    """The event a transition means, or None (renewals, flow steps, errors)."""
+def event_for_transition(
+    *, from_status: str, to_status: str, first_connection: bool, reason: str = ""
+) -> str | None:
+    """The event a transition means, or None (renewals, flow steps, errors). A Reconnect
+    of a working connection (connected → connected by a code exchange, told by
+    ``reason``) is ``connection.reconnected``."""
+    if is_reconnect_of_working(from_status=from_status, to_status=to_status, reason=reason):
+        return EventType.RECONNECTED
     if from_status == to_status:
         return None
     if to_status == Status.CONNECTED:
@@ -107,17 +114,18 @@ def _first_connection(config_variable: ConfigVariable) -> bool:
     )
 
 
-def emit_transition(*, config_variable: ConfigVariable, from_status: str) -> str | None:
-    """Record and queue the event for a transition just written; returns its type.
-    Cheap for renewals (connected → connected): no query."""
+def emit_transition(
+    *, config_variable: ConfigVariable, from_status: str, reason: str = ""
+) -> str | None:
+    """Record and queue the event for a transition just written (``reason``: its recorded
+    reason); returns its type. Cheap for renewals (connected → connected): no query."""
     to_status = config_variable.status
-    if from_status == to_status:
-        return None
     first = to_status == Status.CONNECTED and from_status not in Status.working()
     event_type = event_for_transition(
         from_status=from_status,
         to_status=to_status,
         first_connection=first and _first_connection(config_variable),
+        reason=reason,
     )
     if event_type is None:
         return None
