@@ -36,12 +36,12 @@ from oauthflow.lease import lease_claim, lease_kept_alive, lease_release
 from oauthflow.models import TokenRequestKind
 from oauthflow.outcomes import Key, Outcome, classify_callback_error
 from oauthflow.redaction import storable
+from oauthflow.renewal_signals import FALLBACK_SECONDS, renewal_listen
 from oauthflow.state import state_consume, state_issue
 
 logger = logging.getLogger(__name__)
 
 MAX_CODE_LENGTH = 4096
-LEASE_POLL_SECONDS = 0.1
 MAX_METADATA_LENGTH = 200  # characters kept of a callback value (realmId is ~20)
 
 
@@ -162,13 +162,17 @@ def _fail(config_variable: ConfigVariable, exc: ProviderError) -> ConfigVariable
 
 
 def _claim_waiting(config_variable_id: uuid.UUID | str) -> uuid.UUID | None:
-    """The lease, waiting up to ``EXCHANGE_LEASE_WAIT`` seconds for a renewal to end."""
+    """The lease, waiting up to ``EXCHANGE_LEASE_WAIT`` seconds for a renewal to end: woken
+    by the holder's release (``oauthflow.renewal_signals``), trying again at least every
+    ``FALLBACK_SECONDS`` in case the signal was lost."""
     deadline = time.monotonic() + settings.EXCHANGE_LEASE_WAIT
-    while True:
-        lease = lease_claim(config_variable_id=config_variable_id)
-        if lease is not None or time.monotonic() >= deadline:
-            return lease
-        time.sleep(LEASE_POLL_SECONDS)
+    with renewal_listen(config_variable_id=config_variable_id) as listener:
+        while True:
+            lease = lease_claim(config_variable_id=config_variable_id)
+            left = deadline - time.monotonic()
+            if lease is not None or left <= 0:
+                return lease
+            listener.wait(min(left, FALLBACK_SECONDS))
 
 
 def config_variable_exchange_code(

@@ -102,3 +102,29 @@ def test_a_signal_wakes_only_the_waiters_of_its_row():
         assert b.wait(0) is False
     local.signal(["row-a"])  # nobody listens any more: nothing kept
     assert local._waiters == {}
+
+
+@pytest.mark.django_db(transaction=True)
+@responses.activate
+def test_an_exchange_waiting_for_a_renewal_is_woken_by_its_signal(monkeypatch, settings, waits):
+    """The code exchange waits for a renewal holding the lease the same way: the
+    holder's release wakes it, with no database poll loop."""
+    from oauthflow import exchange
+
+    monkeypatch.setattr(exchange, "FALLBACK_SECONDS", 60)  # only a signal can end the wait
+    settings.EXCHANGE_LEASE_WAIT = 60
+    cv = ConfigVariableFactory(status=Status.EXCHANGING, pending_code="the-code")
+    held = lease_claim(config_variable_id=cv.pk)
+
+    def renewal_ends() -> None:
+        lease_release(config_variable_id=cv.pk, lease_token=held)
+        db_connection.close()
+
+    responses.post(TOKEN_URL, json={"access_token": "exchanged", "expires_in": 3600})
+    timer = threading.Timer(0.3, renewal_ends)
+    timer.start()
+    exchange.config_variable_exchange_code(config_variable_id=cv.pk)
+    timer.join()
+    cv.refresh_from_db()
+    assert (cv.status, cv.access_token) == (Status.CONNECTED, "exchanged")
+    assert waits == [True]
