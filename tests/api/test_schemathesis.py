@@ -9,6 +9,8 @@ import zlib
 import pytest
 import responses
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
@@ -24,6 +26,18 @@ pytestmark = pytest.mark.django_db
 
 # Loaded at collection: serving the document reads no database.
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema", application)
+
+
+@pytest.fixture(autouse=True)
+def _connections_stay_open():
+    """Schemathesis calls the WSGI application itself, so Django's request signals close
+    the test's database connection after each call (a WSGI server's behaviour; Django's
+    test client disconnects the same handler for the same reason)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
