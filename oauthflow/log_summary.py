@@ -304,7 +304,7 @@ def _summarise(*, now: datetime, budget: list[int]) -> int:
         low = state.summarised_id
         while low < state.horizon_id and budget[0] > 0:
             budget[0] -= 1
-            high = min(low + settings.TOKEN_LOG_BATCH, state.horizon_id)
+            high = _batch_end(low=low, through=state.horizon_id)
             counted += _summarise_range(low=low, high=high, now=now)
             low = high
     state = _state()
@@ -312,6 +312,19 @@ def _summarise(*, now: datetime, budget: list[int]) -> int:
         newest = TokenRequest.objects.order_by("-pk").values_list("pk", flat=True).first()
         TokenLogState.objects.filter(pk=1).update(horizon_id=newest or 0, horizon_at=now)
     return counted
+
+
+def _batch_end(*, low: int, through: int) -> int:
+    """The end of the batch after id ``low``: ``TOKEN_LOG_BATCH`` ids from the next id
+    that exists, at most ``through``. A gap in the ids (rows gone by retention, a log
+    older than the roll-up) costs one index probe, not a step per batch of ids."""
+    first = (
+        TokenRequest.objects.filter(pk__gt=low, pk__lte=through)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return through if first is None else min(first - 1 + settings.TOKEN_LOG_BATCH, through)
 
 
 def _summarise_range(*, low: int, high: int, now: datetime) -> int:
@@ -434,7 +447,7 @@ def _prune_surplus_successes(*, budget: list[int]) -> int:
     deleted = 0
     while low < through and budget[0] > 0:
         budget[0] -= 1
-        high = min(low + settings.TOKEN_LOG_BATCH, through)
+        high = _batch_end(low=low, through=through)
         ids = [
             pk
             for per_app in (False, True)

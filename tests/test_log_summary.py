@@ -182,6 +182,20 @@ def test_pruning_deletes_in_small_batches_by_primary_key(settings_small):
     assert TokenRequest.objects.count() == 3
 
 
+def test_pruning_skips_a_gap_in_the_ids_within_one_run(settings_small):
+    """A log whose ids start far above the last pruned id (rows gone by retention, or
+    a deployment onto an old log) is pruned in one run, not one step per batch of ids."""
+    settings_small.TOKEN_LOG_BATCH = 4
+    settings_small.TOKEN_LOG_MAX_BATCHES = 5
+    cv = ConfigVariableFactory()
+    for n, h in enumerate(range(8, 0, -1)):
+        row = _request(cv.connection.app, cv=cv, at=NOW - timedelta(hours=h))
+        TokenRequest.objects.filter(pk=row.pk).update(id=1_000_000 + n)
+    result = _roll_up()
+    assert result.pruned_successes == 5
+    assert TokenRequest.objects.count() == 3
+
+
 def test_retention_deletes_old_rows_only_once_counted(settings_small):
     app = AppFactory()
     old_failure = _request(app, at=NOW - timedelta(days=31), outcome=Outcome.TRANSIENT)
