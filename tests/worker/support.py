@@ -61,7 +61,7 @@ def lease_free(config_variable_id: uuid.UUID) -> bool:
     ).exists()
 
 
-def run_sweep(task_log: TaskLog, *, timeout: float = 15) -> int:
+def run_sweep(task_log: TaskLog, *, timeout: float = 30) -> int:
     """One beat tick: send ``sweep_renewals`` through Redis, wait for the worker to run
     it and for every renewal it enqueued to finish; returns how many it enqueued."""
     sweeps = task_log.count(SWEEP_TASK)
