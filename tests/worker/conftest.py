@@ -186,8 +186,10 @@ def task_log() -> Iterator[TaskLog]:
     """Records every task the worker finishes during the test."""
     log = TaskLog()
 
-    def finished(sender: Any = None, retval: Any = None, **kwargs: Any) -> None:
-        log.record(sender.name, retval)
+    def finished(
+        sender: Any = None, retval: Any = None, task_id: str | None = None, **kwargs: Any
+    ) -> None:
+        log.record(sender.name, retval, task_id)
 
     task_postrun.connect(finished, weak=False)
     try:

@@ -26,10 +26,21 @@ class TaskLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._results: dict[str, list[Any]] = defaultdict(list)
+        self._by_id: dict[str, Any] = {}
 
-    def record(self, name: str, retval: Any) -> None:
+    def record(self, name: str, retval: Any, task_id: str | None = None) -> None:
         with self._lock:
             self._results[name].append(retval)
+            if task_id is not None:
+                self._by_id[task_id] = retval
+
+    def finished(self, task_id: str) -> bool:
+        with self._lock:
+            return task_id in self._by_id
+
+    def result_of(self, task_id: str) -> Any:
+        with self._lock:
+            return self._by_id[task_id]
 
     def count(self, name: str) -> int:
         with self._lock:
@@ -64,15 +75,16 @@ def lease_free(config_variable_id: uuid.UUID) -> bool:
 def run_sweep(task_log: TaskLog, *, timeout: float = 30) -> int:
     """One beat tick: send ``sweep_renewals`` through Redis, wait for the worker to run
     it and for every renewal it enqueued to finish; returns how many it enqueued."""
-    sweeps = task_log.count(SWEEP_TASK)
     batches = task_log.count(RENEW_BATCH_TASK)
-    sweep_renewals.delay()
+    # Known by its task ID: a sweep a test sent earlier may log its end after this one
+    # was sent, and must not be taken for it.
+    sweep = sweep_renewals.delay()
     wait_for(
-        lambda: task_log.count(SWEEP_TASK) > sweeps,
+        lambda: task_log.finished(sweep.id),
         timeout=timeout,
         message="the worker did not run the sweep",
     )
-    enqueued = task_log.results(SWEEP_TASK)[sweeps]
+    enqueued = task_log.result_of(sweep.id)
 
     def rows_done() -> int:  # each batch task returns its counts of rows
         # A batch a test killed logs no counts (None), whenever its end is logged.
