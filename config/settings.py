@@ -177,7 +177,10 @@ RENEWAL_JITTER = env.int("RENEWAL_JITTER", default=15)  # seconds, added at rand
 # holder frees the row within this long.
 RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=15)
 # Seconds a row the sweep enqueued is not enqueued again (a queued renewal's grace).
-RENEWAL_ENQUEUE_GUARD = env.int("RENEWAL_ENQUEUE_GUARD", default=120)
+# A broker that loses queued tasks (Redis restarted without persistence) delays those rows
+# by this long plus one sweep: keep the sum under RENEWAL_LEAD_MIN (checked at start-up,
+# connections.W002) so even the shortest-lived tokens are renewed before they run out.
+RENEWAL_ENQUEUE_GUARD = env.int("RENEWAL_ENQUEUE_GUARD", default=45)
 # A due row waits for the next sweep: the interval bounds the renewal lag. The sweep is
 # an index-only range scan (flat from 10 k to 1 M rows), so sweeping often is cheap.
 RENEWAL_SWEEP_INTERVAL = env.float("RENEWAL_SWEEP_INTERVAL", default=15.0)  # seconds

@@ -8,6 +8,7 @@ class ConnectionsConfig(AppConfig):
     def ready(self) -> None:
         from django.core.checks import Tags, register
 
-        from connections.checks import metrics_token_check
+        from connections.checks import enqueue_guard_check, metrics_token_check
 
         register(metrics_token_check, Tags.security, deploy=True)
+        register(enqueue_guard_check)

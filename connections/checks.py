@@ -22,3 +22,22 @@ def metrics_token_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="connections.W001",
         )
     ]
+
+
+def enqueue_guard_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """connections.W002: a renewal task the broker lost (a Redis restart without
+    persistence) is sent again only after ``RENEWAL_ENQUEUE_GUARD`` seconds and the next
+    sweep; past ``RENEWAL_LEAD_MIN`` the shortest-lived tokens run out first."""
+    delay = settings.RENEWAL_ENQUEUE_GUARD + settings.RENEWAL_SWEEP_INTERVAL
+    if delay <= settings.RENEWAL_LEAD_MIN:
+        return []
+    return [
+        CheckWarning(
+            f"RENEWAL_ENQUEUE_GUARD + RENEWAL_SWEEP_INTERVAL is {delay:g} s, more than "
+            f"RENEWAL_LEAD_MIN ({settings.RENEWAL_LEAD_MIN} s): renewals a broker loses "
+            "are sent again only after tokens that renew at the minimum lead have expired.",
+            hint="Lower RENEWAL_ENQUEUE_GUARD or RENEWAL_SWEEP_INTERVAL, or raise "
+            "RENEWAL_LEAD_MIN.",
+            id="connections.W002",
+        )
+    ]
