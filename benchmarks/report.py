@@ -76,11 +76,19 @@ def _ceiling_lines(report: BenchReport) -> list[str]:
     ]
 
 
+def _share_text(share: float, processes: int) -> str:
+    """The share of the raw ceiling, or a dash when no ceiling was measured (a slow
+    endpoint's runs are judged by renewals/s, not against loopback)."""
+    if math.isnan(share):
+        return "   —"
+    return f"{share * processes:>7.2f} ({share:.2f} per proc)"
+
+
 def _run_line(run: RenewalRun, ceiling: RateResult | None) -> list[str]:
     share = share_of_ceiling(run, ceiling)
     line = (
         f"  {run.processes:>5} {run.pool:<9} {run.per_second:>10.1f}"
-        f"  {share * run.processes:>7.2f} ({share:.2f} per proc)    "
+        f"  {_share_text(share, run.processes):<26}  "
         f"  {run.requests_per_renewal:>11.2f}  {run.endpoint.double_spends:>13}"
         f"  {run.failed:>6}  {run.seconds:>6.2f}  {run.first_after:>8.2f}"
         f"  {run.mean_http_ms:>7.2f}  {run.sessions_per_renewal:>16.2f}"

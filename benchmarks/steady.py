@@ -9,6 +9,7 @@ were ever past their ``expires_at``.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class SteadyResult:
     past_expiry: int  # connections whose token had run out (expires_at + margin) unrenewed
     past_expires_at: int  # ... whose stored expires_at (the end less the margin) passed
     endpoint: EndpointStats
-    renewal_interval: float = math.nan  # seconds between a row's renewals (mean)
+    renewal_interval: float = math.nan  # seconds from a renewal to the next refresh_at (mean)
 
     @property
     def per_second(self) -> float:
@@ -96,6 +97,7 @@ class LagTracker:
             for pk, refreshed, refresh_at, expires in rows.values_list(*FIELDS)
         }
         self.lags: list[float] = []
+        self.periods: list[float] = []  # a renewal's refreshed_at to the next refresh_at
         self.past_expiry: set[Any] = set()
         self.past_expires_at: set[Any] = set()
 
@@ -112,6 +114,8 @@ class LagTracker:
                 continue
             if old_refresh_at is not None:
                 self.lags.append((refreshed - old_refresh_at).total_seconds())
+            if refresh_at is not None:
+                self.periods.append((refresh_at - refreshed).total_seconds())
             if old_expires is not None and refreshed > old_expires:
                 self.past_expires_at.add(pk)
             if old_expires is not None and refreshed > old_expires + self.margin:
@@ -198,5 +202,7 @@ def steady_run(
         past_expiry=len(tracker.past_expiry),
         past_expires_at=len(tracker.past_expires_at),
         endpoint=after.minus(before),
-        renewal_interval=period,
+        # The mean scheduled period of the renewals seen (each draws its own jitter);
+        # the staggered rows' period when none was seen.
+        renewal_interval=statistics.fmean(tracker.periods) if tracker.periods else period,
     )
