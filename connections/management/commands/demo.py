@@ -172,7 +172,9 @@ class Command(BaseCommand):
         env = demo_child_env(
             {
                 **os.environ,
-                "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "filesystem://",
+                # A host named: kombu warns "No hostname was supplied" for a bare filesystem://.
+                "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL")
+                or "filesystem://localhost//",
                 "OAUTH_PUBLIC_CALLBACK_URL": callback,
                 "RENEWAL_SWEEP_INTERVAL": str(options["sweep_interval"]),
                 "PYTHONUNBUFFERED": "1",
