@@ -9,11 +9,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 
 from api.keys import environment_key_create, environment_keys_revoke
 from api.models import EnvironmentKey, Scope
-from connections.admin_common import utc_column, utc_display
+from connections.admin_common import shown_once_response, utc_column, utc_display
 
 
 class EnvironmentKeyForm(forms.ModelForm):
@@ -96,19 +95,14 @@ class EnvironmentKeyAdmin(admin.ModelAdmin):
         raw = getattr(obj, "_created_key", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
-        response = TemplateResponse(
+        return shown_once_response(
+            self,
             request,
             "admin/api/environmentkey/created.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Copy the new environment key",
-                "opts": self.opts,
-                "environment_key": obj,
-                "raw_key": raw,
-            },
+            "Copy the new environment key",
+            environment_key=obj,
+            raw_key=raw,
         )
-        response["Cache-Control"] = "no-store"
-        return response
 
     @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[EnvironmentKey]) -> None:

@@ -24,6 +24,7 @@ from connections.admin_common import (
     BigTableAdmin,
     ReadOnlyChangeFormMixin,
     diagnosis_html,
+    shown_once_response,
     token_request_table,
     utc,
     utc_column,
@@ -406,16 +407,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         raw = getattr(obj, "_created_key", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
-        response = TemplateResponse(
+        return shown_once_response(
+            self,
             request,
             "admin/connections/apikey/created.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Copy the new API key",
-                "opts": self.opts,
-                "api_key": obj,
-                "raw_key": raw,
-            },
+            "Copy the new API key",
+            api_key=obj,
+            raw_key=raw,
         )
-        response["Cache-Control"] = "no-store"
-        return response

@@ -13,6 +13,7 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -64,6 +65,26 @@ def utc_column(field: str, description: str) -> Callable[[Any, Model], SafeStrin
 
     display.__name__ = f"{field}_column"
     return display
+
+
+def shown_once_response(
+    model_admin: admin.ModelAdmin, request: HttpRequest, template: str, title: str, **context: Any
+) -> TemplateResponse:
+    """A page showing a new secret (an API key, a signing secret) once: in this response's
+    body only — not in a message (cookie storage would put it in a cookie), not in the
+    session — and never cached."""
+    response = TemplateResponse(
+        request,
+        template,
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "opts": model_admin.opts,
+            **context,
+        },
+    )
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 class ReadOnlyChangeFormMixin(admin.ModelAdmin):

@@ -7,11 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 
 from connections.admin_common import (
     BigTableAdmin,
     ReadOnlyChangeFormMixin,
+    shown_once_response,
     utc_column,
     utc_display,
 )
@@ -93,19 +93,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         secret = getattr(obj, "_created_secret", None)
         if secret is None:
             return super().response_add(request, obj, post_url_continue)
-        response = TemplateResponse(
+        return shown_once_response(
+            self,
             request,
             "admin/webhooks/webhookendpoint/created.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Copy the signing secret",
-                "opts": self.opts,
-                "endpoint": obj,
-                "secret": secret,
-            },
+            "Copy the signing secret",
+            endpoint=obj,
+            secret=secret,
         )
-        response["Cache-Control"] = "no-store"
-        return response
 
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
