@@ -8,11 +8,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from api.keys import environment_key_create, environment_keys_revoke
 from api.models import EnvironmentKey, Scope
-from connections.admin_common import shown_once_response, utc_column, utc_display
+from connections.admin_common import ShownOnceAdmin, utc_column, utc_display
 
 
 class EnvironmentKeyForm(forms.ModelForm):
@@ -28,10 +28,14 @@ class EnvironmentKeyForm(forms.ModelForm):
 
 
 @admin.register(EnvironmentKey)
-class EnvironmentKeyAdmin(admin.ModelAdmin):
+class EnvironmentKeyAdmin(ShownOnceAdmin):
     """Keys for the API that act across customers. The key is shown once, on creation;
     only a hash is kept. Scopes are fixed at creation: a key that needs others is
     replaced, so a leaked key never gains reach."""
+
+    shown_once_template = "admin/api/environmentkey/created.html"
+    shown_once_title = "Copy the new environment key"
+    shown_once_names = ("environment_key", "raw_key")
 
     list_display = (
         "name",
@@ -85,24 +89,7 @@ class EnvironmentKeyAdmin(admin.ModelAdmin):
             return
         created, raw = environment_key_create(name=obj.name, scopes=form.cleaned_data["scopes"])
         obj.pk, obj.prefix, obj.key_hash = created.pk, created.prefix, created.key_hash
-        obj._created_key = raw  # for response_add only; never stored
-
-    def response_add(
-        self, request: HttpRequest, obj: EnvironmentKey, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        """The new key, shown once in this response's body: not in a message (cookie
-        storage would put it in a cookie), not in the session, not cached."""
-        raw = getattr(obj, "_created_key", None)
-        if raw is None:
-            return super().response_add(request, obj, post_url_continue)
-        return shown_once_response(
-            self,
-            request,
-            "admin/api/environmentkey/created.html",
-            "Copy the new environment key",
-            environment_key=obj,
-            raw_key=raw,
-        )
+        self.keep_shown_once(obj, raw)
 
     @admin.action(description="Revoke the selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[EnvironmentKey]) -> None:

@@ -23,8 +23,8 @@ from django.views.decorators.http import require_GET
 from connections.admin_common import (
     BigTableAdmin,
     ReadOnlyChangeFormMixin,
+    ShownOnceAdmin,
     diagnosis_html,
-    shown_once_response,
     token_request_table,
     utc,
     utc_column,
@@ -361,8 +361,12 @@ class ConfigVariableAdmin(ReadOnlyChangeFormMixin, BigTableAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ShownOnceAdmin):
     """Keys for the token API. The key is shown once, on creation; only a hash is kept."""
+
+    shown_once_template = "admin/connections/apikey/created.html"
+    shown_once_title = "Copy the new API key"
+    shown_once_names = ("api_key", "raw_key")
 
     list_display = (
         "name",
@@ -397,21 +401,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return
         created, raw = api_key_create(customer=obj.customer, name=obj.name)
         obj.pk, obj.prefix, obj.key_hash = created.pk, created.prefix, created.key_hash
-        obj._created_key = raw  # for response_add only; never stored
-
-    def response_add(
-        self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        """The new key, shown once in this response's body: not in a message (cookie
-        storage would put it in a cookie), not in the session, not cached."""
-        raw = getattr(obj, "_created_key", None)
-        if raw is None:
-            return super().response_add(request, obj, post_url_continue)
-        return shown_once_response(
-            self,
-            request,
-            "admin/connections/apikey/created.html",
-            "Copy the new API key",
-            api_key=obj,
-            raw_key=raw,
-        )
+        self.keep_shown_once(obj, raw)

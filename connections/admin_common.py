@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -67,24 +67,37 @@ def utc_column(field: str, description: str) -> Callable[[Any, Model], SafeStrin
     return display
 
 
-def shown_once_response(
-    model_admin: admin.ModelAdmin, request: HttpRequest, template: str, title: str, **context: Any
-) -> TemplateResponse:
-    """A page showing a new secret (an API key, a signing secret) once: in this response's
-    body only — not in a message (cookie storage would put it in a cookie), not in the
-    session — and never cached."""
-    response = TemplateResponse(
-        request,
-        template,
-        {
-            **model_admin.admin_site.each_context(request),
-            "title": title,
-            "opts": model_admin.opts,
-            **context,
-        },
-    )
-    response["Cache-Control"] = "no-store"
-    return response
+class ShownOnceAdmin(admin.ModelAdmin):
+    """An admin whose add form creates a secret (an API key, a signing secret) shown once:
+    ``save_model`` hands it to ``keep_shown_once``, and the page after the add shows it in
+    its body only — not in a message (cookie storage would put it in a cookie), not in the
+    session — and never cached. The secret lives on the unsaved attribute only."""
+
+    shown_once_template = ""
+    shown_once_title = ""
+    shown_once_names = ("object", "secret")  # the template's names for the row and secret
+
+    @staticmethod
+    def keep_shown_once(obj: Model, secret: str) -> None:
+        obj._shown_once = secret  # type: ignore[attr-defined]  # for response_add; never stored
+
+    def response_add(
+        self, request: HttpRequest, obj: Model, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        secret = getattr(obj, "_shown_once", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        row_name, secret_name = self.shown_once_names
+        context = {
+            **self.admin_site.each_context(request),
+            "title": self.shown_once_title,
+            "opts": self.opts,
+            row_name: obj,
+            secret_name: secret,
+        }
+        response = TemplateResponse(request, self.shown_once_template, context)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class ReadOnlyChangeFormMixin(admin.ModelAdmin):

@@ -6,12 +6,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
 from connections.admin_common import (
     BigTableAdmin,
     ReadOnlyChangeFormMixin,
-    shown_once_response,
+    ShownOnceAdmin,
     utc_column,
     utc_display,
 )
@@ -57,9 +57,13 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ShownOnceAdmin):
     """The signing secret is generated on creation, shown once in that response's body
     (not in a message, which cookie storage would put in a cookie) and never again."""
+
+    shown_once_template = "admin/webhooks/webhookendpoint/created.html"
+    shown_once_title = "Copy the signing secret"
+    shown_once_names = ("endpoint", "secret")
 
     form = WebhookEndpointForm
     list_display = ("name", "url", "enabled", "created_at_column")
@@ -84,23 +88,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     ) -> None:
         if not change:
             obj.secret = generate_secret()
-            obj._created_secret = obj.secret  # for response_add only
+            self.keep_shown_once(obj, obj.secret)
         super().save_model(request, obj, form, change)
-
-    def response_add(
-        self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
-    ) -> HttpResponse:
-        secret = getattr(obj, "_created_secret", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
-        return shown_once_response(
-            self,
-            request,
-            "admin/webhooks/webhookendpoint/created.html",
-            "Copy the signing secret",
-            endpoint=obj,
-            secret=secret,
-        )
 
     @admin.action(description="Send a test event", permissions=["change"])
     def send_test_event(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
