@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
 
 from connections.models import App, ConfigVariable, Connection, Customer, CustomerUser
 
@@ -60,3 +62,16 @@ class ConfigVariableFactory(factory.django.DjangoModelFactory):
 
     customer = factory.SubFactory(CustomerFactory)
     connection = factory.SubFactory(ConnectionFactory)
+
+
+def staff_client(*permissions: str) -> Client:
+    """A test client logged in as a new staff user holding only ``permissions``
+    (codenames), for what each admin permission lets an operator do."""
+    user = UserFactory()
+    user.is_staff = True
+    user.save()
+    for codename in permissions:
+        user.user_permissions.add(Permission.objects.get(codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client

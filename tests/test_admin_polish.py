@@ -8,8 +8,6 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from django.contrib.auth.models import Permission
-from django.test import Client
 from django.urls import reverse
 
 from connections.admin_common import utc
@@ -17,23 +15,17 @@ from connections.forms import AppForm
 from connections.models import App, GrantType, Status
 from oauthflow.flavors import FLAVORS_BY_NUMBER
 from oauthflow.models import TokenRequest
-from tests.factories import AppFactory, ConfigVariableFactory, ConnectionFactory, UserFactory
+from tests.factories import (
+    AppFactory,
+    ConfigVariableFactory,
+    ConnectionFactory,
+    staff_client,
+)
 
 pytestmark = pytest.mark.django_db
 
 WHEN = datetime(2026, 1, 31, 14, 5, 9, tzinfo=UTC)
 ISO = "2026-01-31 14:05:09 UTC"
-
-
-def _staff(*permissions: str) -> Client:
-    user = UserFactory()
-    user.is_staff = True
-    user.save()
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _save_buttons(html: str) -> list[str]:
@@ -54,7 +46,7 @@ def test_the_admin_index_links_the_health_dashboard(admin_client):
 
 
 def test_staff_without_the_view_permission_see_no_dashboard_link():
-    html = _staff().get(reverse("admin:index")).content.decode()
+    html = staff_client().get(reverse("admin:index")).content.decode()
     assert reverse("admin:connections_dashboard") not in html
 
 
@@ -214,23 +206,23 @@ def test_saving_a_client_credentials_app_keeps_its_hidden_fields(admin_client):
 def test_custom_admin_urls_answer_403_without_the_permission(url_name, args):
     app = AppFactory()
     url = reverse(url_name, args=[app.pk] if args else [])
-    response = _staff().get(url)
+    response = staff_client().get(url)
     assert response.status_code == 403
 
 
 def test_custom_admin_urls_answer_with_the_permission():
     app = AppFactory()
-    viewer = _staff("view_app")
+    viewer = staff_client("view_app")
     assert viewer.get(reverse("admin:connections_app_postman", args=[app.pk])).status_code == 200
     assert viewer.get(reverse("admin:connections_app_add_from")).status_code == 403
-    adder = _staff("add_app")
+    adder = staff_client("add_app")
     assert adder.get(reverse("admin:connections_app_add_from")).status_code == 200
 
 
 def test_the_api_key_created_page_needs_the_add_permission(admin_client):
     ConnectionFactory()
     customer = ConfigVariableFactory().customer
-    response = _staff("view_apikey").post(
+    response = staff_client("view_apikey").post(
         reverse("admin:connections_apikey_add"), {"customer": customer.pk, "name": "k"}
     )
     assert response.status_code == 403

@@ -9,8 +9,6 @@ from datetime import timedelta
 
 import pytest
 import responses
-from django.contrib.auth.models import Permission
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -19,7 +17,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from connections.models import Status
 from connections.refresh_expiry import refresh_tokens_warn
 from connections.services import config_variable_transition
-from tests.factories import ConfigVariableFactory, UserFactory
+from tests.factories import ConfigVariableFactory, staff_client
 from webhooks.models import (
     DeliveryStatus,
     EventType,
@@ -397,17 +395,6 @@ def test_a_webhook_failure_never_breaks_a_transition(endpoint, cv, monkeypatch):
 # --- admin ---------------------------------------------------------------------------
 
 
-def _staff(*permissions: str) -> Client:
-    user = UserFactory()
-    user.is_staff = True
-    user.save()
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_the_secret_is_shown_once_on_creation(admin_client):
     response = admin_client.post(
         reverse("admin:webhooks_webhookendpoint_add"),
@@ -457,7 +444,7 @@ def test_the_stored_secret_is_encrypted(endpoint):
 @pytest.mark.parametrize("codename", ["", "view_webhookendpoint"])
 def test_admin_403_for_staff_without_permission(codename, endpoint):
     ep, _ = endpoint
-    client = _staff(*([codename] if codename else []))
+    client = staff_client(*([codename] if codename else []))
     add = client.post(
         reverse("admin:webhooks_webhookendpoint_add"),
         {"name": "x", "url": URL, "events": [], "enabled": "on"},
@@ -476,7 +463,7 @@ def test_admin_403_for_staff_without_permission(codename, endpoint):
 def test_send_test_event_and_send_again_need_change_permission(endpoint, cv):
     ep, _ = endpoint
     _transition(cv, Status.CONNECTED)
-    viewer = _staff("view_webhookendpoint", "view_webhookdelivery")
+    viewer = staff_client("view_webhookendpoint", "view_webhookdelivery")
     viewer.post(
         reverse("admin:webhooks_webhookendpoint_changelist"),
         {"action": "send_test_event", "_selected_action": [ep.pk]},
