@@ -42,15 +42,21 @@ def command_line(argv: Sequence[str]) -> str:
     return " ".join([*prefix, "python", *argv])
 
 
+def require_postgresql(refusal: str) -> None:
+    """Refuse (``BenchRefused`` with ``refusal``) unless ``DATABASE_URL`` names a
+    PostgreSQL database: the benchmarks measure PostgreSQL, never the SQLite default."""
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if not os.environ.get("DATABASE_URL") or not engine.endswith("postgresql"):
+        raise BenchRefused(refusal)
+
+
 def bench_environment_check() -> None:
     """Refuse (``BenchRefused``) unless the database is PostgreSQL, the broker Redis,
     the queues empty, no worker listening, and no other ConfigVariables exist."""
-    engine = settings.DATABASES["default"]["ENGINE"]
-    if not os.environ.get("DATABASE_URL") or not engine.endswith("postgresql"):
-        raise BenchRefused(
-            "The renewal benchmark needs PostgreSQL: set DATABASE_URL, e.g. "
-            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench (after createdb bench)."
-        )
+    require_postgresql(
+        "The renewal benchmark needs PostgreSQL: set DATABASE_URL, e.g. "
+        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench (after createdb bench)."
+    )
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith(("redis://", "rediss://")) or settings.CELERY_TASK_ALWAYS_EAGER:
         raise BenchRefused(

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import BenchRefused
-from benchmarks.pages_data import TAIL_SECONDS, _progress, _sql, generate
+from benchmarks.pages_data import TAIL_SECONDS, generate, progress, sql
 
 PAGE_TARGET_MS = 200.0
 LOG_TARGET_BYTES = 10 * 1024**3
@@ -62,15 +62,13 @@ def _arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _check_environment() -> None:
-    from django.conf import settings
+    from benchmarks.environment import require_postgresql
 
-    engine = settings.DATABASES["default"]["ENGINE"]
-    if not os.environ.get("DATABASE_URL") or not engine.endswith("postgresql"):
-        raise BenchRefused(
-            "The pages benchmark needs a PostgreSQL database of its own (it is emptied): "
-            "createdb -h 127.0.0.1 -U postgres pages, then "
-            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/pages"
-        )
+    require_postgresql(
+        "The pages benchmark needs a PostgreSQL database of its own (it is emptied): "
+        "createdb -h 127.0.0.1 -U postgres pages, then "
+        "DATABASE_URL=postgres://postgres@127.0.0.1:5432/pages"
+    )
 
 
 # Per admin: a filter a person would click first.
@@ -136,7 +134,7 @@ def time_pages(repeat: int) -> list[Page]:
             client.get(url, secure=True)
             times.append((time.perf_counter() - started) * 1000)
         timed.append(Page(label, url, statistics.median(times)))
-        _progress(f"{label}: {timed[-1].ms:.0f} ms")
+        progress(f"{label}: {timed[-1].ms:.0f} ms")
     return timed
 
 
@@ -168,7 +166,7 @@ def time_roll_up() -> RollUpTimed:
     seconds = time.perf_counter() - started
     deleted = result.pruned_successes + result.pruned_expired
     transitions = pruned.pruned_repeats + pruned.pruned_expired_transitions
-    _progress(
+    progress(
         f"roll-up: {result.summarised:,} counted, {deleted:,} deleted, "
         f"{transitions:,} transitions deleted in {seconds:.1f} s"
     )
@@ -177,14 +175,21 @@ def time_roll_up() -> RollUpTimed:
 
 def sizes() -> dict[str, int]:
     """Bytes: the database, then each log table and the big tables (with indexes)."""
-    found = {"database": _sql("SELECT pg_database_size(current_database())")[0][0]}
+    found = {"database": sql("SELECT pg_database_size(current_database())")[0][0]}
     for table in LOG_TABLES + OTHER_TABLES:
-        found[table] = _sql("SELECT pg_total_relation_size(%s::regclass)", [table])[0][0]
+        found[table] = sql("SELECT pg_total_relation_size(%s::regclass)", [table])[0][0]
     return found
 
 
 def _rows(table: str) -> int:
-    return int(_sql("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])[0][0])
+    """PostgreSQL's estimate of the table's rows (``connections.estimates``; 0 before
+    it was ever analysed)."""
+    from django.apps import apps as django_apps
+
+    from connections.estimates import estimated_count
+
+    model = next(m for m in django_apps.get_models() if m._meta.db_table == table)
+    return estimated_count(model.objects.all()) or 0
 
 
 def report(

@@ -19,19 +19,13 @@ APPS = 10
 DAYS = 30
 FAILURE_SHARE = 0.001  # of renewals: 1 in 1,000 fails (all are kept in full)
 TAIL_SECONDS = 90  # rows not yet rolled up: about one roll-up interval and a half
-LOG_TABLES = (
-    "oauthflow_tokenrequest",
-    "oauthflow_tokenrequestsummary",
-    "oauthflow_renewalminute",
-)
-OTHER_TABLES = ("connections_configvariable", "connections_statustransition")
 # Realistic redacted contents: a stored row is about as large as a real one.
 BODY = "grant_type=refresh_token&refresh_token=%5BREDACTED%5D&scope=offline_access+read"
 HEADERS = '{"Authorization": "Basic [REDACTED]", "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json", "User-Agent": "connection-portal"}'  # noqa: E501
 REPLY = '{"access_token": "[REDACTED]", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "[REDACTED]", "scope": "offline_access read"}'  # noqa: E501
 
 
-def _sql(statement: str, params: Sequence[object] = ()) -> list[tuple]:
+def sql(statement: str, params: Sequence[object] = ()) -> list[tuple]:
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -59,14 +53,14 @@ def _insert_series(model: type, count: int, expressions: dict[str, str]) -> None
             columns.append(field.column)
             values.append("%s")
             params.append(field.get_db_prep_save(field.get_default(), connection))
-    _sql(
+    sql(
         f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 (names from the models)
         f"SELECT {', '.join(values)} FROM generate_series(1, %s::bigint) AS g",
         [*params, count],
     )
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"[pages] {message}", file=sys.stderr, flush=True)
 
 
@@ -78,7 +72,7 @@ def _empty() -> None:
         for model in apps.get_models()
         if model._meta.app_label in ("connections", "oauthflow", "webhooks")
     ]
-    _sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
 
 
 def _generate_fleet(n: int) -> tuple[list[int], list[int]]:
@@ -103,7 +97,7 @@ def _generate_fleet(n: int) -> tuple[list[int], list[int]]:
     customers = -(-n // APPS)
     _insert_series(Customer, customers, {"name": "'pages-customer-' || g"})
     first_customer = Customer.objects.order_by("pk").values_list("pk", flat=True).first()
-    _progress(f"{customers:,} customers")
+    progress(f"{customers:,} customers")
     status = (
         "CASE g % 100 WHEN 0 THEN 'failing' WHEN 1 THEN 'reauthorization_required' "
         "WHEN 2 THEN 'error' WHEN 3 THEN 'disconnected' ELSE 'connected' END"
@@ -128,7 +122,7 @@ def _generate_fleet(n: int) -> tuple[list[int], list[int]]:
             "failing_since": "CASE WHEN g % 100 = 0 THEN now() - interval '20 minutes' END",
         },
     )
-    _progress(f"{n:,} ConfigVariables")
+    progress(f"{n:,} ConfigVariables")
     _generate_transitions(n)
     return app_ids, connection_ids
 
@@ -175,7 +169,7 @@ def _generate_transitions(n: int) -> None:
             reason="'Renewal failed: the app did not answer.'",
             created_at="now() - (g % 86400) * interval '1 second' - interval '20 minutes'",
         )
-    _progress(f"{n + n * keep + 4 * (n // 100):,} status transitions")
+    progress(f"{n + n * keep + 4 * (n // 100):,} status transitions")
 
 
 def _token_requests(count: int, *, app_ids: list[int], n: int, row: str, **columns: str) -> None:
@@ -218,7 +212,7 @@ def _generate_log(n: int, app_ids: list[int]) -> None:
         row=f"((g - 1) % {n} + 1)",
         created_at=f"now() - ((g - 1) / {n} + 1) * interval '1 hour' + (g % 3600) * interval '1 second'",  # noqa: E501
     )
-    _progress(f"{n * keep:,} kept successes")
+    progress(f"{n * keep:,} kept successes")
     failures = int(n * 24 * DAYS * FAILURE_SHARE)
     _token_requests(
         failures,
@@ -232,8 +226,8 @@ def _generate_log(n: int, app_ids: list[int]) -> None:
         diagnosis="CASE WHEN g % 4 = 0 THEN 'refresh_token_dead' ELSE 'server_error' END",
         response_excerpt='\'{"error": "invalid_grant"}\'',
     )
-    _progress(f"{failures:,} kept failures")
-    newest = _sql("SELECT coalesce(max(id), 0) FROM oauthflow_tokenrequest")[0][0]
+    progress(f"{failures:,} kept failures")
+    newest = sql("SELECT coalesce(max(id), 0) FROM oauthflow_tokenrequest")[0][0]
     TokenLogState.objects.update_or_create(
         pk=1, defaults={"summarised_id": newest, "horizon_id": newest, "pruned_id": newest}
     )
@@ -260,7 +254,7 @@ def _generate_tail(n: int, app_ids: list[int]) -> None:
         f"(g * 104729 + {offset}) % {n} + 1",
         created_at=f"now() - (g % {TAIL_SECONDS}) * interval '1 second'",
     )
-    _progress(f"{tail:,} rows not yet rolled up")
+    progress(f"{tail:,} rows not yet rolled up")
 
 
 def _generate_summaries(n: int, app_ids: list[int], failures: int) -> None:
@@ -280,7 +274,7 @@ def _generate_summaries(n: int, app_ids: list[int], failures: int) -> None:
         ("succeeded", per_hour, scaled),
         ("transient", failed_per_hour, [0] * 7 + [failed_per_hour] + [0] * 12),
     ):
-        _sql(
+        sql(
             "INSERT INTO oauthflow_tokenrequestsummary (app_id, hour, kind, outcome, flavor, "
             "count, duration_ms_sum, duration_ms_max, latency_histogram) "
             "SELECT a, date_trunc('hour', now()) - h * interval '1 hour', 'refresh', %s, 1, "
@@ -288,13 +282,13 @@ def _generate_summaries(n: int, app_ids: list[int], failures: int) -> None:
             "FROM unnest(%s::bigint[]) AS a, generate_series(1, %s) AS h",
             [outcome, count, count * 280, json.dumps(shape), app_ids, 24 * DAYS],
         )
-    _sql(
+    sql(
         "INSERT INTO oauthflow_renewalminute (minute, renewals, failures) "
         "SELECT date_trunc('minute', now()) - m * interval '1 minute', %s + m %% 97, m %% 3 "
         "FROM generate_series(2, 2 * 1440) AS m",
         [n // 60],
     )
-    _progress("summaries and per-minute counts")
+    progress("summaries and per-minute counts")
 
 
 def _generate_status_history(n: int) -> None:
@@ -324,7 +318,7 @@ def generate(n: int, *, reuse: bool) -> float:
         from connections.metrics_history import status_snapshot_take
         from connections.models import App
 
-        _progress(f"reusing {n:,} ConfigVariables")
+        progress(f"reusing {n:,} ConfigVariables")
         app_ids = list(
             App.objects.filter(slug__startswith="pages-app-").values_list("pk", flat=True)
         )
@@ -335,6 +329,6 @@ def generate(n: int, *, reuse: bool) -> float:
     app_ids, _ = _generate_fleet(n)
     _generate_log(n, app_ids)
     _generate_status_history(n)
-    _progress("VACUUM ANALYZE")
-    _sql("VACUUM ANALYZE")
+    progress("VACUUM ANALYZE")
+    sql("VACUUM ANALYZE")
     return time.perf_counter() - started

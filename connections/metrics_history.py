@@ -116,19 +116,18 @@ def fleet_counts(*, now: datetime | None = None) -> FleetCounts:
         by_connection = {int(k): v for k, v in snapshot.counts[BY_CONNECTION].items()}
         at = snapshot.taken_at
     apps: dict[int, dict[str, int]] = {}
-    connection_apps = dict(Connection.objects.values_list("pk", "app_id"))
+    connection_apps: dict[int, int] = {}
+    names: dict[int, tuple[str, str]] = {}
+    for pk, app_id, name, slug in Connection.objects.values_list(
+        "pk", "app_id", "app__name", "app__slug"
+    ):
+        connection_apps[pk], names[app_id] = app_id, (name, slug)
     for connection_id, counts in by_connection.items():
         if connection_id not in connection_apps:  # deleted since the snapshot
             continue
         into = apps.setdefault(connection_apps[connection_id], {})
         for status, n in counts.items():
             into[status] = into.get(status, 0) + n
-    names = {
-        pk: (name, slug)
-        for pk, name, slug in Connection.objects.values_list(
-            "app_id", "app__name", "app__slug"
-        ).distinct()
-    }
     by_app = [
         AppCounts(app_id, *names.get(app_id, ("", "")), by_status=counts)
         for app_id, counts in apps.items()

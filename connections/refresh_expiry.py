@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from connections.alerts import alert_raise, alert_resolve, customer_tell_reconnect
 from connections.models import AlertIncident, ConfigVariable, Status
+from webhooks.models import EventType
+from webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +75,7 @@ def refresh_tokens_warn(*, now: datetime | None = None) -> int:
         if alert_raise(key=f"{INCIDENT_PREFIX}{config_variable.pk}", subject=subject, body=body):
             warned += 1
             try:  # the integrator's event webhooks
-                from webhooks.services import emit
-
-                emit("connection.refresh_token_expiring", config_variable=config_variable)
+                emit(EventType.REFRESH_TOKEN_EXPIRING, config_variable=config_variable)
             except Exception:
                 logger.exception("connections.refresh_expiry.webhook_event_failed")
             try:

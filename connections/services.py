@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection as db_connection
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from connections.fields import column_of
@@ -386,15 +387,14 @@ def config_variable_fetch_start(*, config_variable: ConfigVariable) -> ConfigVar
 
 
 def config_variables_mark_for_reconnection(
-    *, config_variables: Iterable[ConfigVariable], actor: str
+    *, config_variables: QuerySet[ConfigVariable], actor: str
 ) -> int:
-    """Move each ConfigVariable (but disconnected ones) to ``reauthorization_required``,
-    so its customer sees Reconnect, and stop its renewals; ``actor`` (an operator's
-    name) goes in the recorded reason. Returns how many were marked."""
+    """Move each ConfigVariable (but disconnected ones, left out by the query) to
+    ``reauthorization_required``, so its customer sees Reconnect, and stop its renewals;
+    ``actor`` (an operator's name) goes in the recorded reason. Returns how many were
+    marked."""
     marked = 0
-    for config_variable in config_variables:
-        if config_variable.status == Status.DISCONNECTED:
-            continue
+    for config_variable in config_variables.exclude(status=Status.DISCONNECTED):
         config_variable_transition(
             config_variable=config_variable,
             to_status=Status.REAUTHORIZATION_REQUIRED,
