@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.utils import timezone
-
 from api.models import EnvironmentKey, Scope
-from connections.api_keys import key_generate, key_matches, key_split
+from connections.api_keys import key_find, key_generate
 
 PREFIX = "cpe_"
 
@@ -29,16 +27,8 @@ def environment_key_create(*, name: str, scopes: Iterable[str]) -> tuple[Environ
 
 def environment_key_authenticate(raw: str) -> EnvironmentKey | None:
     """The live EnvironmentKey ``raw`` belongs to, or None (malformed, unknown, revoked);
-    records when it was used."""
-    parts = key_split(raw, PREFIX)
-    if parts is None:
-        return None
-    prefix, secret = parts
-    key = EnvironmentKey.objects.filter(prefix=prefix, revoked=False).first()
-    if key is None or not key_matches(key.key_hash, secret):
-        return None
-    EnvironmentKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
-    return key
+    records when it was used (``connections.api_keys.key_find``)."""
+    return key_find(raw, PREFIX, EnvironmentKey.objects.all())
 
 
 def environment_keys_revoke(*, keys: Iterable[EnvironmentKey]) -> int:

@@ -28,11 +28,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -44,6 +46,9 @@ KEY_SHAPE = re.compile(r"([a-z]{3})_([0-9a-f]{12})_")
 MAX_KEY_LENGTH = 200
 logger = logging.getLogger(__name__)
 Found = TypeVar("Found")
+K = TypeVar("K", bound=Model)
+# Seconds between writes of a key's last_used_at (the admin shows it to the minute).
+LAST_USED_RESOLUTION = 60
 
 
 class ApiKeyThrottled(Exception):
@@ -75,7 +80,7 @@ def key_generate(kind: str) -> NewKey:
     return NewKey(prefix=prefix, key_hash=_hash(secret), raw=f"{kind}{prefix}_{secret}")
 
 
-def key_split(raw: str, kind: str) -> tuple[str, str] | None:
+def _key_split(raw: str, kind: str) -> tuple[str, str] | None:
     """``(prefix, secret)`` of a key of ``kind``, or None when ``raw`` is another kind or
     too long to be a key."""
     if not raw.startswith(kind) or len(raw) > MAX_KEY_LENGTH:
@@ -84,9 +89,25 @@ def key_split(raw: str, kind: str) -> tuple[str, str] | None:
     return prefix, secret
 
 
-def key_matches(key_hash: str, secret: str) -> bool:
-    """Whether ``secret`` hashes to the stored ``key_hash`` (constant-time)."""
-    return hmac.compare_digest(key_hash, _hash(secret))
+def key_find(raw: str, kind: str, rows: QuerySet[K]) -> K | None:
+    """The live row of ``rows`` (keys of ``kind``: ``prefix``, ``key_hash``, ``revoked``,
+    ``last_used_at``) that ``raw`` belongs to, or None (malformed, unknown, revoked). The
+    hash is compared in constant time. ``last_used_at`` is written at most once a
+    ``LAST_USED_RESOLUTION`` seconds: one key may serve every request of a backend, and a
+    write per request would queue them all on its row."""
+    parts = _key_split(raw, kind)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    key = rows.filter(prefix=prefix, revoked=False).first()
+    if key is None or not hmac.compare_digest(key.serializable_value("key_hash"), _hash(secret)):
+        return None
+    now = timezone.now()
+    stale = Q(last_used_at__isnull=True) | Q(
+        last_used_at__lt=now - timedelta(seconds=LAST_USED_RESOLUTION)
+    )
+    rows.model._default_manager.filter(stale, pk=key.pk).update(last_used_at=now)
+    return key
 
 
 def api_key_create(*, customer: Customer, name: str) -> tuple[ApiKey, str]:
@@ -100,15 +121,7 @@ def api_key_create(*, customer: Customer, name: str) -> tuple[ApiKey, str]:
 
 def api_key_authenticate(raw: str) -> ApiKey | None:
     """The live ApiKey ``raw`` belongs to, or None (malformed, unknown, revoked)."""
-    parts = key_split(raw, PREFIX)
-    if parts is None:
-        return None
-    prefix, secret = parts
-    api_key = ApiKey.objects.select_related("customer").filter(prefix=prefix, revoked=False).first()
-    if api_key is None or not key_matches(api_key.key_hash, secret):
-        return None
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
-    return api_key
+    return key_find(raw, PREFIX, ApiKey.objects.select_related("customer"))
 
 
 def client_ip(request: HttpRequest) -> str:

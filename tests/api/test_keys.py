@@ -3,6 +3,8 @@ stored hashed and throttled by the same counters as customer keys."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -85,3 +87,14 @@ def test_failed_environment_keys_are_throttled_with_customer_keys(settings, ours
     # The right key still passes: nobody can lock an integration out.
     assert bearer(raw).get(reverse(LIST), REMOTE_ADDR="203.0.113.5").status_code == 200
     cache.clear()
+
+
+def test_the_last_use_is_written_at_most_once_a_minute(env_client):
+    """One key may serve every request of a backend: its row is not written each time."""
+    env_client.get(reverse(LIST))
+    first = EnvironmentKey.objects.get().last_used_at
+    env_client.get(reverse(LIST))
+    assert EnvironmentKey.objects.get().last_used_at == first
+    EnvironmentKey.objects.update(last_used_at=first - timedelta(minutes=2))
+    env_client.get(reverse(LIST))
+    assert EnvironmentKey.objects.get().last_used_at > first
