@@ -20,6 +20,7 @@ from connections.fingerprints import fingerprint
 from connections.models import ConfigVariable, Status
 from connections.services import config_variable_transition
 from oauthflow.exceptions import ProviderError, ProviderUnavailable, ReauthorizationRequired
+from oauthflow.lease import lease_held
 from oauthflow.outcomes import Key, Outcome
 from oauthflow.renewal import config_variables_renew
 from oauthflow.renewal_failures import token_still_works
@@ -151,14 +152,13 @@ def get_access_token(
                 diagnosis=config_variable.diagnosis,
                 retry_after=backoff,
             )
-        with renewal_listen(config_variable_id=config_variable_id) as listener:
-            outcome = config_variables_renew(
-                config_variable_ids=[config_variable_id],
-                if_expiring_within=effective_min_valid(config_variable, min_valid_seconds),
-            )
-            if outcome.leased_elsewhere:  # another worker is renewing: wait for its result
-                _wait(listener, deadline)
-                continue
+        outcome = config_variables_renew(
+            config_variable_ids=[config_variable_id],
+            if_expiring_within=effective_min_valid(config_variable, min_valid_seconds),
+        )
+        if outcome.leased_elsewhere:  # another worker is renewing: wait for its result
+            _wait_for_holder(config_variable_id, deadline)
+            continue
         renewed = outcome.row(config_variable_id)
         if renewed is not None and renewed.failure_count == 0 and renewed.access_token:
             return _token(renewed)  # just renewed (or "too early"): as fresh as the app gives
@@ -213,13 +213,10 @@ def report_rejected_token(
                 "renewing again. Check the connection's scopes and the app-side permissions.",
                 diagnosis=Key.ACCESS_TOKEN_REJECTED,
             )
-        with renewal_listen(config_variable_id=config_variable_id) as listener:
-            outcome = config_variables_renew(
-                config_variable_ids=[config_variable_id], if_token=current
-            )
-            if outcome.leased_elsewhere:  # another caller's renewal holds the lease
-                _wait(listener, deadline)
-                continue
+        outcome = config_variables_renew(config_variable_ids=[config_variable_id], if_token=current)
+        if outcome.leased_elsewhere:  # another caller's renewal holds the lease
+            _wait_for_holder(config_variable_id, deadline)
+            continue
         renewed = outcome.row(config_variable_id)
         if renewed is not None:
             # One forced renewal per token: whatever it gave is the token a further
@@ -234,6 +231,15 @@ def report_rejected_token(
                     retry_after=_backoff_left(renewed) or None,
                 )
             return _token(renewed)
+
+
+def _wait_for_holder(config_variable_id: uuid.UUID | str, deadline: float) -> None:
+    """Another worker holds the row's lease: wait for its signal. Only a contended caller
+    listens (a subscription is a broker connection); it listens first and then checks the
+    lease again, so a release between the claim and the subscription is not missed."""
+    with renewal_listen(config_variable_id=config_variable_id) as listener:
+        if lease_held(config_variable_id=config_variable_id):
+            _wait(listener, deadline)
 
 
 def _wait(listener: Listener, deadline: float) -> None:

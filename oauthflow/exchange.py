@@ -165,6 +165,9 @@ def _claim_waiting(config_variable_id: uuid.UUID | str) -> uuid.UUID | None:
     """The lease, waiting up to ``EXCHANGE_LEASE_WAIT`` seconds for a renewal to end: woken
     by the holder's release (``oauthflow.renewal_signals``), trying again at least every
     ``FALLBACK_SECONDS`` in case the signal was lost."""
+    lease = lease_claim(config_variable_id=config_variable_id)
+    if lease is not None:  # the usual case: no renewal running, nothing to listen for
+        return lease
     deadline = time.monotonic() + settings.EXCHANGE_LEASE_WAIT
     with renewal_listen(config_variable_id=config_variable_id) as listener:
         while True:

@@ -54,6 +54,13 @@ def lease_claim(
     return token if claimed else None
 
 
+def lease_held(*, config_variable_id: uuid.UUID | str) -> bool:
+    """Whether a live lease is on the row (the negation of ``_claim``'s "free")."""
+    return ConfigVariable.objects.filter(
+        pk=config_variable_id, lease_expires_at__gte=timezone.now()
+    ).exists()
+
+
 def lease_release(*, config_variable_id: uuid.UUID | str, lease_token: uuid.UUID) -> bool:
     """Give the lease back; False when it had already expired and been taken over."""
     return bool(

@@ -1,7 +1,7 @@
 """Waking the callers that wait for another worker's renewal (or exchange) of a row.
 
-A caller that finds a ConfigVariable's lease held (``oauthflow.access``) listens for
-the holder's signal instead of polling the database in a sleep loop. The holder signals
+A caller that finds a ConfigVariable's lease held (``oauthflow.access``,
+``oauthflow.exchange``) listens for the holder's signal instead of polling the database in a sleep loop. The holder signals
 when it gives the lease back (``lease.lease_release_many``, after the commit), so the
 waiter's next read sees what was written.
 
@@ -152,9 +152,10 @@ def _transport() -> _LocalSignals | _RedisSignals:
 
 @contextmanager
 def renewal_listen(*, config_variable_id: uuid.UUID | str) -> Iterator[Listener]:
-    """Listen for the release of ``config_variable_id``'s lease. Enter it before the
-    claim attempt that may find the lease held, so a release between that attempt and
-    ``wait`` is not missed."""
+    """Listen for the release of ``config_variable_id``'s lease. Enter it once a claim
+    found the lease held, then check the lease again before ``wait``: a release between
+    the claim and the subscription is then not missed (and uncontended callers never
+    open a subscription)."""
     with _transport().listen(str(config_variable_id)) as listener:
         yield listener
 
