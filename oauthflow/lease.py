@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -144,9 +144,11 @@ class LeaseSet:
         )
         self.extended_at = now
 
-    def release(self) -> int:
-        """Give back every lease of the set still held (waiters are signalled)."""
-        return lease_release_many(config_variable_ids=self.ids, lease_token=self.token)
+    def release(self, *, released: Container[uuid.UUID] = ()) -> int:
+        """Give back every lease of the set still held (waiters are signalled), but
+        those of ``released`` rows (their write gave theirs back already)."""
+        left = [pk for pk in self.ids if uuid.UUID(str(pk)) not in released]
+        return lease_release_many(config_variable_ids=left, lease_token=self.token)
 
 
 @contextmanager

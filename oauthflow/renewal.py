@@ -298,4 +298,4 @@ def _finish(in_flight: set[Future[Attempt]], writer: RenewalWriter, lease: Lease
                 logger.exception("oauthflow.renewal.batch_cleanup_failed")
         writer.flush()
     finally:
-        lease.release()
+        lease.release(released=writer.written)

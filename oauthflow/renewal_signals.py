@@ -1,9 +1,10 @@
 """Waking the callers that wait for another worker's renewal (or exchange) of a row.
 
 A caller that finds a ConfigVariable's lease held (``oauthflow.access``,
-``oauthflow.exchange``) listens for the holder's signal instead of polling the database in a sleep loop. The holder signals
-when it gives the lease back (``lease.lease_release_many``, after the commit), so the
-waiter's next read sees what was written.
+``oauthflow.exchange``) listens for the holder's signal instead of polling the database
+in a sleep loop. The holder signals when it gives the lease back
+(``lease.lease_release_many``, after the commit), so the waiter's next read sees what
+was written.
 
 Transport: Redis pub/sub, one channel per ConfigVariable, when Celery's broker is Redis
 (a waiter in a web process hears a worker's release); otherwise a ``threading.Event``

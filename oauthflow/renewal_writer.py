@@ -184,19 +184,25 @@ class RenewalWriter:
             raise
         except Exception:
             logger.critical("oauthflow.renewal.batch_write_failed", exc_info=True)
-            pending = self._save_one_by_one(pending, records)
+            self._save_one_by_one(pending, records)
+            return
         for item in pending:
-            self.written[item.config_variable.pk] = item.config_variable
-            transition_announce(item)
+            self._done(item)
+
+    def _done(self, item: PreparedTransition) -> None:
+        """A row's write is committed: count it written and announce its transition."""
+        self.written[item.config_variable.pk] = item.config_variable
+        transition_announce(item)
 
     def _save_one_by_one(
         self, pending: list[PreparedTransition], records: list[TokenRequest]
-    ) -> list[PreparedTransition]:
-        kept = []
+    ) -> None:
+        """Each row in its own write, announced once committed (so a ``DatabaseError``
+        part-way loses no announcement of the rows already written)."""
         for index, item in enumerate(pending):
             try:
                 self._save([item], [])
-                kept.append(item)
+                self._done(item)
             except DatabaseError:
                 self.pending[:0] = pending[index:]  # retried with the next write
                 self.records[:0] = records
@@ -211,7 +217,6 @@ class RenewalWriter:
                     self.renewed -= 1
                     self.failed += 1
         self._save([], records)
-        return kept
 
     def _save(self, pending: list[PreparedTransition], records: list[TokenRequest]) -> None:
         ids = [item.config_variable.pk for item in pending]
