@@ -44,12 +44,11 @@ _MEANINGS = {
 }
 
 
-def error_responses(*statuses: int, not_found: str = "") -> dict[int, OpenApiResponse]:
-    """``extend_schema(responses=…)`` entries for these error statuses (``not_found``:
-    what a 404 means here, if not a missing connection); 401 and 429 are always possible."""
-    meanings = {**_MEANINGS, **({404: not_found} if not_found else {})}
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """``extend_schema(responses=…)`` entries for these error statuses; 401 and 429 are
+    always possible."""
     return {
-        status: OpenApiResponse(ErrorSerializer, description=meanings[status])
+        status: OpenApiResponse(ErrorSerializer, description=_MEANINGS[status])
         for status in sorted({401, 429, *statuses})
     }
 

@@ -56,16 +56,6 @@ class Actor:
         """The Connection ``slug`` if this actor may connect it; else ``Http404``."""
         return get_object_or_404(self.connections().select_related("app"), slug=slug)
 
-    def config_variable(self, pk: object) -> ConfigVariable:
-        """This actor's ConfigVariable ``pk``; another customer's, or (bound) one of a
-        Connection the session does not allow, is ``Http404``."""
-        return get_object_or_404(
-            ConfigVariable.objects.select_related("connection__app"),
-            pk=pk,
-            customer=self.customer,
-            connection__in=self.connections(),
-        )
-
     @property
     def home_url(self) -> str:
         """Where "back" leads: the connect-session page, or the portal."""

@@ -87,11 +87,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def session_seconds() -> int:
-    """How long a new session's link works (``CONNECT_SESSION_SECONDS``, default 1800)."""
-    return int(getattr(settings, "CONNECT_SESSION_SECONDS", 1800))
-
-
 # --- creating -----------------------------------------------------------------------
 
 
@@ -275,7 +270,7 @@ def connect_session_create(
             return_url=return_url,
             mode=mode,
             created_at=now,
-            expires_at=now + timedelta(seconds=session_seconds()),
+            expires_at=now + timedelta(seconds=settings.CONNECT_SESSION_SECONDS),
         )
         session.connections.set(connections)
     link = portal_url(reverse("connect_sessions:open", args=[token]))
@@ -356,11 +351,7 @@ def connect_session_settle(*, connect_session: ConnectSession) -> ConnectSession
     otherwise."""
     if connect_session.finished_at is not None:
         return connect_session
-    config_variable = (
-        ConfigVariable.objects.filter(pk=connect_session.config_variable_id).first()
-        if connect_session.config_variable_id
-        else None
-    )
+    config_variable = connect_session.config_variable  # loaded with the session
     outcome = flow_outcome(config_variable)
     if outcome is None and _abandoned(connect_session, config_variable):
         outcome = SessionOutcome.ERROR

@@ -46,19 +46,20 @@ from webhooks.models import (
 logger = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 200
+DELIVERY_TIMEOUT = 10.0  # seconds a receiver has to answer (Standard Webhooks suggests short)
 DELIVER_TASK = "webhooks.deliver"  # webhooks.tasks.deliver
 
 
 def max_attempts() -> int:
     """Attempts before a delivery is given up (the first plus at least five retries)."""
-    return max(6, getattr(settings, "WEBHOOK_MAX_ATTEMPTS", 10))
+    return max(6, settings.WEBHOOK_MAX_ATTEMPTS)
 
 
 def backoff(attempts: int) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: 10 s, 20 s, 40 s
     … doubling, at most an hour."""
-    base = getattr(settings, "WEBHOOK_RETRY_BASE", 10.0)
-    return min(base * 2 ** max(attempts - 1, 0), getattr(settings, "WEBHOOK_RETRY_MAX", 3600.0))
+    base = settings.WEBHOOK_RETRY_BASE
+    return min(base * 2 ** max(attempts - 1, 0), settings.WEBHOOK_RETRY_MAX)
 
 
 def generate_secret() -> str:
@@ -262,7 +263,7 @@ def _post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         url,
         headers={"Content-Type": "application/json", **headers},
         body=body,
-        timeout=getattr(settings, "WEBHOOK_TIMEOUT", 10.0),
+        timeout=DELIVERY_TIMEOUT,
     )
     try:
         head = response.raw.read(EXCERPT_CHARS * 2, decode_content=True) or b""
