@@ -11,7 +11,7 @@ App and hour: counts, duration sum and maximum, and a latency histogram with the
 bounds ``LATENCY_BOUNDS_MS``, from which p50/p95 are estimated) and, for renewals, into
 ``RenewalMinute`` (per minute, kept ``RENEWAL_MINUTES_KEPT``).
 
-When: a Celery beat task (``oauthflow.roll_up_token_log``, every
+When: the Celery beat task ``oauthflow.prune_token_requests`` (every
 ``TOKEN_LOG_ROLLUP_INTERVAL`` seconds) runs :func:`token_log_roll_up`. The write path is
 unchanged (one INSERT per batch of requests); counting at insert time instead would put
 a contended UPDATE of one hot summary row in every renewal.
@@ -166,9 +166,8 @@ def _aggregate(
 
 
 def _state(*, lock: bool = False) -> TokenLogState:
-    TokenLogState.objects.get_or_create(pk=1)
-    rows = TokenLogState.objects.select_for_update() if lock else TokenLogState.objects
-    return rows.get(pk=1)
+    state, _ = TokenLogState.objects.get_or_create(pk=1)
+    return TokenLogState.objects.select_for_update().get(pk=1) if lock else state
 
 
 def summarised_through() -> int:
